@@ -1,0 +1,134 @@
+//! Argument checking for native functions, with CraftOS-PC's error wording.
+//!
+//! Native CraftOS-PC functions report `bad argument #1 (expected number, got no value)`. Errors a
+//! script can see are returned as [`Fail::Script`]; [`native`] turns them into a sentinel plus the
+//! message, and the Lua prelude raises the message as a plain string (a Rust error would reach
+//! `pcall` as an mlua userdata, which scripts cannot `:match`).
+
+use mlua::{Function, LightUserData, Lua, MultiValue, Value};
+
+/// Why a native function failed.
+#[derive(Debug)]
+pub enum Fail {
+    /// An error the script sees as a plain string message (raised with level 0).
+    Script(String),
+    /// A VM-level failure (out of memory and the like).
+    Vm(mlua::Error),
+}
+
+impl From<mlua::Error> for Fail {
+    fn from(e: mlua::Error) -> Self {
+        Fail::Vm(e)
+    }
+}
+
+/// Result of a native function.
+pub type NResult<T> = Result<T, Fail>;
+
+/// The closed-handle error every handle raises after `close`.
+pub fn closed_file() -> Fail {
+    Fail::Script("attempt to use a closed file".into())
+}
+
+/// The value the Lua prelude recognises as "raise the next value".
+pub fn error_sentinel() -> Value {
+    Value::LightUserData(LightUserData(std::ptr::null_mut()))
+}
+
+/// Wraps a native function so that [`Fail::Script`] comes back as `(sentinel, message)`.
+pub fn native<F>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    F: Fn(&Lua, &[Value]) -> NResult<MultiValue> + 'static,
+{
+    lua.create_function(move |lua, args: MultiValue| {
+        let args: Vec<Value> = args.into_iter().collect();
+        match f(lua, &args) {
+            Ok(v) => Ok(v),
+            Err(Fail::Script(msg)) => {
+                let msg = Value::String(lua.create_string(msg)?);
+                Ok(MultiValue::from_vec(vec![error_sentinel(), msg]))
+            }
+            Err(Fail::Vm(e)) => Err(e),
+        }
+    })
+}
+
+/// The type name CraftOS-PC reports for argument `i` (1-based) of `args`.
+pub fn type_name(args: &[Value], i: usize) -> &'static str {
+    match args.get(i - 1) {
+        None => "no value",
+        Some(v) => v.type_name(),
+    }
+}
+
+/// `bad argument #i (expected T, got U)`.
+pub fn bad_type(args: &[Value], i: usize, expected: &str) -> Fail {
+    Fail::Script(format!(
+        "bad argument #{i} (expected {expected}, got {})",
+        type_name(args, i)
+    ))
+}
+
+/// `bad argument #i (message)`.
+pub fn bad_arg(i: usize, message: &str) -> Fail {
+    Fail::Script(format!("bad argument #{i} ({message})"))
+}
+
+/// A number argument; numeric strings are accepted, as `luaL_checknumber` does.
+pub fn number(lua: &Lua, args: &[Value], i: usize) -> NResult<f64> {
+    match args.get(i - 1) {
+        Some(Value::Integer(n)) => Ok(*n as f64),
+        Some(Value::Number(n)) => Ok(*n),
+        Some(v @ Value::String(_)) => lua
+            .coerce_number(v.clone())?
+            .ok_or_else(|| bad_type(args, i, "number")),
+        _ => Err(bad_type(args, i, "number")),
+    }
+}
+
+/// An integer argument (floats are truncated, numeric strings accepted), as `luaL_checkinteger`.
+pub fn integer(lua: &Lua, args: &[Value], i: usize) -> NResult<i64> {
+    let n = number(lua, args, i)?;
+    if !n.is_finite() {
+        return Err(bad_arg(i, "number has no integer representation"));
+    }
+    Ok(n.trunc() as i64)
+}
+
+/// An optional number argument (`nil` or absent gives `None`).
+pub fn opt_number(lua: &Lua, args: &[Value], i: usize) -> NResult<Option<f64>> {
+    match args.get(i - 1) {
+        None | Some(Value::Nil) => Ok(None),
+        _ => number(lua, args, i).map(Some),
+    }
+}
+
+/// A string argument; numbers are converted with Lua's rules (`12.5` becomes `"12.5"`).
+pub fn bytes(lua: &Lua, args: &[Value], i: usize) -> NResult<Vec<u8>> {
+    match args.get(i - 1) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => Ok(lua
+            .coerce_string(v.clone())?
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_default()),
+        _ => Err(bad_type(args, i, "string")),
+    }
+}
+
+/// An optional string argument.
+pub fn opt_bytes(lua: &Lua, args: &[Value], i: usize) -> NResult<Option<Vec<u8>>> {
+    match args.get(i - 1) {
+        None | Some(Value::Nil) => Ok(None),
+        _ => bytes(lua, args, i).map(Some),
+    }
+}
+
+/// Builds a multi-value return.
+pub fn values(v: Vec<Value>) -> MultiValue {
+    MultiValue::from_vec(v)
+}
+
+/// No return values.
+pub fn nothing() -> MultiValue {
+    MultiValue::new()
+}

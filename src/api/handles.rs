@@ -1,0 +1,413 @@
+//! The Lua-facing request, response and client-response handles.
+//!
+//! A handle is a plain Lua table of closures (built in `lua/http.lua`, so scripts can add fields,
+//! replace methods and copy it with `pairs`). Each closure calls one of the native functions here
+//! with the handle's userdata: a [`ServerExchange`] for `http_request`'s `req`/`res` pair, a
+//! [`ClientHandle`] for `http.get`'s result.
+
+use mlua::{AnyUserData, Lua, MultiValue, Table, Value};
+
+use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
+use crate::event::IncomingRequest;
+use crate::http::client::ClientResponse;
+use crate::http::exchange::Closed;
+
+/// The unread part of a body, with file-handle style reads.
+#[derive(Debug, Default)]
+pub struct BodyCursor {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl BodyCursor {
+    fn new(data: Vec<u8>) -> BodyCursor {
+        BodyCursor { data, pos: 0 }
+    }
+
+    /// `read([n])`: `n` bytes (one if absent), `nil` at the end.
+    fn read(&mut self, n: Option<i64>) -> NResult<Option<&[u8]>> {
+        let n = match n {
+            Some(n) if n < 0 => {
+                return Err(Fail::Script(
+                    "Cannot read a negative number of bytes".into(),
+                ))
+            }
+            Some(n) => n as usize,
+            None => 1,
+        };
+        if self.pos >= self.data.len() {
+            return Ok(None);
+        }
+        let end = self.pos + n.min(self.data.len() - self.pos);
+        let start = self.pos;
+        self.pos = end;
+        Ok(Some(&self.data[start..end]))
+    }
+
+    /// `readLine([withTrailing])`: up to the next `\n` (kept only with `withTrailing`); a `\r`
+    /// before it is data and is kept. `nil` at the end.
+    fn read_line(&mut self, with_trailing: bool) -> Option<&[u8]> {
+        if self.pos >= self.data.len() {
+            return None;
+        }
+        let start = self.pos;
+        let rest = &self.data[start..];
+        let (len, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) if with_trailing => (i + 1, start + i + 1),
+            Some(i) => (i, start + i + 1),
+            None => (rest.len(), self.data.len()),
+        };
+        self.pos = next;
+        Some(&self.data[start..start + len])
+    }
+
+    /// `readAll()`: the rest, `""` at the end.
+    fn read_all(&mut self) -> &[u8] {
+        let start = self.pos;
+        self.pos = self.data.len();
+        &self.data[start..]
+    }
+}
+
+/// The userdata behind an `http_request` handle pair.
+pub struct ServerExchange {
+    request: IncomingRequest,
+    body: BodyCursor,
+}
+
+impl ServerExchange {
+    /// Wraps a request that arrived.
+    pub fn new(mut request: IncomingRequest) -> ServerExchange {
+        let body = BodyCursor::new(std::mem::take(&mut request.body));
+        ServerExchange { request, body }
+    }
+
+    /// Request methods fail once the response is closed, as in CraftOS-PC (they share a flag).
+    fn open(&mut self) -> NResult<&mut Self> {
+        if self.request.guard.exchange().is_closed() {
+            return Err(closed_file());
+        }
+        Ok(self)
+    }
+}
+
+/// The userdata behind an `http.get`/`http.request` response handle.
+pub struct ClientHandle {
+    response: ClientResponse,
+    body: BodyCursor,
+    closed: bool,
+}
+
+impl ClientHandle {
+    /// Wraps a received response.
+    pub fn new(mut response: ClientResponse) -> ClientHandle {
+        let body = BodyCursor::new(std::mem::take(&mut response.body));
+        ClientHandle {
+            response,
+            body,
+            closed: false,
+        }
+    }
+
+    fn open(&mut self) -> NResult<&mut Self> {
+        if self.closed {
+            return Err(closed_file());
+        }
+        Ok(self)
+    }
+}
+
+/// Something with a readable body.
+trait Readable: 'static {
+    fn cursor(&mut self) -> NResult<&mut BodyCursor>;
+}
+
+impl Readable for ServerExchange {
+    fn cursor(&mut self) -> NResult<&mut BodyCursor> {
+        Ok(&mut self.open()?.body)
+    }
+}
+
+impl Readable for ClientHandle {
+    fn cursor(&mut self) -> NResult<&mut BodyCursor> {
+        Ok(&mut self.open()?.body)
+    }
+}
+
+/// Calls `f` on the userdata in argument 1 (the handle's own, passed by the Lua closure).
+fn with<T: 'static, R>(args: &[Value], f: impl FnOnce(&mut T) -> NResult<R>) -> NResult<R> {
+    let ud: &AnyUserData = match args.first() {
+        Some(Value::UserData(ud)) => ud,
+        _ => {
+            return Err(Fail::Script(
+                "handle method called without its handle".into(),
+            ))
+        }
+    };
+    let mut data = ud.borrow_mut::<T>()?;
+    f(&mut data)
+}
+
+fn string(lua: &Lua, bytes: &[u8]) -> NResult<Value> {
+    Ok(Value::String(lua.create_string(bytes)?))
+}
+
+fn opt_string(lua: &Lua, bytes: Option<&[u8]>) -> NResult<MultiValue> {
+    Ok(values(vec![match bytes {
+        Some(b) => string(lua, b)?,
+        None => Value::Nil,
+    }]))
+}
+
+fn headers_table(lua: &Lua, headers: &[(String, Vec<u8>)]) -> NResult<Table> {
+    let t = lua.create_table_with_capacity(0, headers.len())?;
+    for (name, value) in headers {
+        t.raw_set(name.as_str(), lua.create_string(value)?)?;
+    }
+    Ok(t)
+}
+
+/// Adds `read`, `readLine`, `readAll` natives for handles of type `T` under `prefix`.
+fn install_reads<T: Readable>(lua: &Lua, native_tbl: &Table, prefix: &str) -> mlua::Result<()> {
+    native_tbl.set(
+        format!("{prefix}_read"),
+        native(lua, |lua, args| {
+            let n = args::opt_number(lua, &args[1..], 1)?.map(|n| n as i64);
+            with::<T, _>(args, |h| opt_string(lua, h.cursor()?.read(n)?))
+        })?,
+    )?;
+    native_tbl.set(
+        format!("{prefix}_readLine"),
+        native(lua, |lua, args| {
+            let trailing = args
+                .get(1)
+                .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
+            with::<T, _>(args, |h| opt_string(lua, h.cursor()?.read_line(trailing)))
+        })?,
+    )?;
+    native_tbl.set(
+        format!("{prefix}_readAll"),
+        native(lua, |lua, args| {
+            with::<T, _>(args, |h| {
+                Ok(values(vec![string(lua, h.cursor()?.read_all())?]))
+            })
+        })?,
+    )?;
+    Ok(())
+}
+
+/// Whether `name` is a valid header field name (an RFC 9110 token).
+fn valid_header_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be sent as a header value or reason phrase (no CR, LF or NUL).
+fn valid_header_value(value: &[u8]) -> bool {
+    !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
+/// Fills `native` with the handle methods.
+pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
+    // Request handle.
+    install_reads::<ServerExchange>(lua, native_tbl, "req")?;
+    native_tbl.set(
+        "req_getURL",
+        native(lua, |lua, args| {
+            with::<ServerExchange, _>(args, |h| {
+                Ok(values(vec![string(
+                    lua,
+                    h.open()?.request.target.as_bytes(),
+                )?]))
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "req_getMethod",
+        native(lua, |lua, args| {
+            with::<ServerExchange, _>(args, |h| {
+                Ok(values(vec![string(
+                    lua,
+                    h.open()?.request.method.as_bytes(),
+                )?]))
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "req_getRequestHeaders",
+        native(lua, |lua, args| {
+            with::<ServerExchange, _>(args, |h| {
+                let t = headers_table(lua, &h.open()?.request.headers)?;
+                Ok(values(vec![Value::Table(t)]))
+            })
+        })?,
+    )?;
+    // `req.close()` does nothing, as in CraftOS-PC.
+    native_tbl.set("req_close", native(lua, |_, _| Ok(nothing()))?)?;
+
+    // Response handle.
+    fn write(lua: &Lua, args: &[Value], newline: bool) -> NResult<MultiValue> {
+        let mut data = args::bytes(lua, &args[1..], 1)?;
+        if newline {
+            data.push(b'\n');
+        }
+        with::<ServerExchange, _>(args, |h| {
+            h.request
+                .guard
+                .exchange()
+                .with_open(|r| r.body.extend_from_slice(&data))
+                .map_err(|Closed| closed_file())?;
+            Ok(nothing())
+        })
+    }
+    native_tbl.set(
+        "res_write",
+        native(lua, |lua, args| write(lua, args, false))?,
+    )?;
+    native_tbl.set(
+        "res_writeLine",
+        native(lua, |lua, args| write(lua, args, true))?,
+    )?;
+    native_tbl.set(
+        "res_flush",
+        native(lua, |_, args| {
+            with::<ServerExchange, _>(args, |h| {
+                h.request
+                    .guard
+                    .exchange()
+                    .with_open(|_| ())
+                    .map_err(|Closed| closed_file())?;
+                Ok(nothing())
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "res_close",
+        native(lua, |_, args| {
+            with::<ServerExchange, _>(args, |h| {
+                h.request
+                    .guard
+                    .exchange()
+                    .close()
+                    .map_err(|Closed| closed_file())?;
+                Ok(nothing())
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "res_setStatusCode",
+        native(lua, |lua, args| {
+            let a = &args[1..];
+            let code = args::integer(lua, a, 1)?;
+            if !(100..=999).contains(&code) {
+                return Err(args::bad_arg(1, "status code must be between 100 and 999"));
+            }
+            let reason = match a.get(1) {
+                Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
+                _ => None,
+            };
+            if reason.as_deref().is_some_and(|r| !valid_header_value(r)) {
+                return Err(args::bad_arg(2, "reason phrase contains CR, LF or NUL"));
+            }
+            with::<ServerExchange, _>(args, |h| {
+                h.request
+                    .guard
+                    .exchange()
+                    .with_open(|r| {
+                        r.status = code as u16;
+                        if reason.is_some() {
+                            r.reason = reason;
+                        }
+                    })
+                    .map_err(|Closed| closed_file())?;
+                Ok(nothing())
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "res_setResponseHeader",
+        native(lua, |lua, args| {
+            let a = &args[1..];
+            let name = args::bytes(lua, a, 1)?;
+            let value = args::bytes(lua, a, 2)?;
+            if !valid_header_name(&name) {
+                return Err(args::bad_arg(1, "invalid header name"));
+            }
+            if !valid_header_value(&value) {
+                return Err(args::bad_arg(2, "header value contains CR, LF or NUL"));
+            }
+            let name = String::from_utf8_lossy(&name).into_owned();
+            with::<ServerExchange, _>(args, |h| {
+                h.request
+                    .guard
+                    .exchange()
+                    .with_open(|r| {
+                        match r
+                            .headers
+                            .iter_mut()
+                            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                        {
+                            Some((_, v)) => *v = value,
+                            None => r.headers.push((name, value)),
+                        }
+                    })
+                    .map_err(|Closed| closed_file())?;
+                Ok(nothing())
+            })
+        })?,
+    )?;
+
+    // Client response handle.
+    install_reads::<ClientHandle>(lua, native_tbl, "cres")?;
+    native_tbl.set(
+        "cres_close",
+        native(lua, |_, args| {
+            with::<ClientHandle, _>(args, |h| {
+                h.open()?.closed = true;
+                Ok(nothing())
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "cres_getResponseCode",
+        native(lua, |lua, args| {
+            with::<ClientHandle, _>(args, |h| {
+                let r = &h.open()?.response;
+                Ok(values(vec![
+                    Value::Integer(r.code as i64),
+                    string(lua, &r.reason)?,
+                ]))
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "cres_getResponseHeaders",
+        native(lua, |lua, args| {
+            with::<ClientHandle, _>(args, |h| {
+                let t = headers_table(lua, &h.open()?.response.headers)?;
+                Ok(values(vec![Value::Table(t)]))
+            })
+        })?,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BodyCursor;
+
+    #[test]
+    fn reads() {
+        let mut c = BodyCursor::new(b"ab\r\ncd\n\0e".to_vec());
+        assert_eq!(c.read(Some(1)).unwrap(), Some(&b"a"[..]));
+        assert_eq!(c.read_line(false), Some(&b"b\r"[..]));
+        assert_eq!(c.read_line(true), Some(&b"cd\n"[..]));
+        assert_eq!(c.read_all(), b"\0e");
+        assert_eq!(c.read(None).unwrap(), None);
+        assert_eq!(c.read_line(false), None);
+        assert_eq!(c.read_all(), b"");
+        assert!(c.read(Some(-1)).is_err());
+    }
+}

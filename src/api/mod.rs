@@ -1,0 +1,125 @@
+//! The CraftOS APIs a script sees, one module per API. Each has a native half in Rust (functions
+//! put in a private `native` table) and a Lua half in `src/lua/` that builds the public table from
+//! them, as CraftOS-PC's ROM does. This module wires them together and turns native events into
+//! the Lua values a script receives.
+
+pub mod args;
+pub mod handles;
+pub mod http;
+pub mod os;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use crate::config::Config;
+use crate::event::{Event, EventSender, EventValue};
+use crate::event_loop::{Queued, Scheduler};
+use crate::http::listener::{Listener, ResponseTracker};
+use handles::{ClientHandle, ServerExchange};
+
+const PRELUDE_LUA: &str = include_str!("../lua/prelude.lua");
+const OS_LUA: &str = include_str!("../lua/os.lua");
+const HTTP_LUA: &str = include_str!("../lua/http.lua");
+
+/// What the API functions share with the runtime.
+#[derive(Clone)]
+pub struct Context {
+    /// Limits and timeouts.
+    pub config: Arc<Config>,
+    /// For native threads started by API calls.
+    pub sender: EventSender,
+    /// The event queue and timers.
+    pub scheduler: Rc<RefCell<Scheduler>>,
+    /// HTTP listeners by port.
+    pub listeners: Rc<RefCell<HashMap<u16, Listener>>>,
+    /// Responses owed to clients.
+    pub tracker: Arc<ResponseTracker>,
+}
+
+/// The installed APIs: what the event loop needs to build event values.
+pub struct Api {
+    make_server_handles: Function,
+    make_client_handle: Function,
+}
+
+/// Installs every API into `lua`'s globals.
+pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
+    let native = lua.create_table()?;
+    os::install(lua, &native, ctx)?;
+    http::install(lua, &native, ctx)?;
+    handles::install(lua, &native)?;
+    let support: Table = lua
+        .load(PRELUDE_LUA)
+        .set_name("=ccserve/prelude.lua")
+        .call(args::error_sentinel())?;
+    lua.load(OS_LUA)
+        .set_name("=ccserve/os.lua")
+        .call::<()>((native.clone(), support.clone()))?;
+    let factories: Table = lua
+        .load(HTTP_LUA)
+        .set_name("=ccserve/http.lua")
+        .call((native, support))?;
+    Ok(Api {
+        make_server_handles: factories.get("server")?,
+        make_client_handle: factories.get("client")?,
+    })
+}
+
+impl Api {
+    /// Turns a queued event into the values `os.pullEvent` returns.
+    pub fn event_values(&self, lua: &Lua, ev: Queued) -> mlua::Result<MultiValue> {
+        let s = |b: &[u8]| lua.create_string(b).map(Value::String);
+        let mut out = Vec::new();
+        match ev {
+            Queued::Lua(values) => return Ok(MultiValue::from_vec(values)),
+            Queued::Timer(id) => {
+                out.push(s(b"timer")?);
+                out.push(Value::Integer(id as i64));
+            }
+            Queued::Native(Event::Terminate) => out.push(s(b"terminate")?),
+            Queued::Native(Event::Custom { name, args }) => {
+                out.push(s(name.as_bytes())?);
+                for a in args {
+                    out.push(match a {
+                        EventValue::Nil => Value::Nil,
+                        EventValue::Boolean(b) => Value::Boolean(b),
+                        EventValue::Integer(i) => Value::Integer(i),
+                        EventValue::Number(n) => Value::Number(n),
+                        EventValue::String(b) => s(&b)?,
+                    });
+                }
+            }
+            Queued::Native(Event::HttpRequest(request)) => {
+                let port = request.port;
+                let ud = lua.create_any_userdata(ServerExchange::new(*request))?;
+                let (req, res): (Table, Table) = self.make_server_handles.call(ud)?;
+                out.push(s(b"http_request")?);
+                out.push(Value::Integer(port as i64));
+                out.push(Value::Table(req));
+                out.push(Value::Table(res));
+            }
+            Queued::Native(Event::HttpClient(outcome)) => {
+                let name = outcome.event_name();
+                out.push(s(name.as_bytes())?);
+                out.push(s(outcome.url.as_bytes())?);
+                match outcome.result {
+                    Ok(response) => {
+                        let reason = response.reason.clone();
+                        let ud = lua.create_any_userdata(ClientHandle::new(response))?;
+                        let handle: Table = self.make_client_handle.call(ud)?;
+                        if name == "http_failure" {
+                            out.push(s(&reason)?);
+                        }
+                        out.push(Value::Table(handle));
+                    }
+                    Err(message) => out.push(s(message.as_bytes())?),
+                }
+            }
+        }
+        Ok(MultiValue::from_vec(out))
+    }
+}

@@ -1,0 +1,68 @@
+//! Runtime configuration: one struct, with the defaults documented in README.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// Everything that can be tuned about a [`Runtime`](crate::Runtime).
+///
+/// Build one with [`Config::default`] and change the fields you need; the CLI maps its flags onto
+/// these fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address HTTP listeners bind to. Default `0.0.0.0` (all IPv4 interfaces), as CraftOS-PC.
+    pub bind: IpAddr,
+    /// Largest request body accepted; a larger one is answered `413`. Default 16 MiB.
+    pub max_body: usize,
+    /// Longest request line (method, target, version); longer is answered `414`. Default 8 KiB.
+    pub max_request_line: usize,
+    /// Largest request head (request line plus headers); larger is answered `431`. Default 64 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more is answered `431`. Default 100.
+    pub max_headers: usize,
+    /// Most simultaneous connections per listener; beyond it a connection is answered `503` and
+    /// closed. Default 1024.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head once it started; else `408`. Default 15 s.
+    pub header_timeout: Duration,
+    /// Time a client has to send a complete request body; else `408`. Default 60 s.
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept open between requests. Default 15 s.
+    pub keep_alive_timeout: Duration,
+    /// Bound on each blocking socket write of a response; a client that reads nothing for this
+    /// long is dropped. Default 30 s.
+    pub write_timeout: Duration,
+    /// A response the script never closes is sent with what was buffered after this long
+    /// (CraftOS-PC: 15 s, counted from when the request was queued). Default 15 s.
+    pub response_timeout: Duration,
+    /// Capacity of the channel carrying events from native threads into the Lua thread. A full
+    /// channel makes producers wait (backpressure); nothing is dropped. Default 1024.
+    pub event_queue_capacity: usize,
+    /// Stack size of connection and client threads. Default 128 KiB.
+    pub thread_stack_size: usize,
+    /// Timeout of one outgoing `http.request` (connect, send, receive). Default 30 s.
+    pub client_timeout: Duration,
+    /// Largest response body `http.request` accepts. Default 16 MiB.
+    pub client_max_download: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            max_body: 16 * 1024 * 1024,
+            max_request_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(15),
+            event_queue_capacity: 1024,
+            thread_stack_size: 128 * 1024,
+            client_timeout: Duration::from_secs(30),
+            client_max_download: 16 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Events: what native threads (HTTP connections, clients, signal handlers, embedders) send into
+//! the one Lua thread, and the cloneable [`EventSender`] they send it with.
+//!
+//! The channel is bounded: a producer that finds it full waits (backpressure); nothing is ever
+//! dropped silently. Native events are turned into Lua values only on the Lua thread, when they
+//! are delivered.
+
+use std::time::Duration;
+
+use crossbeam_channel::{SendTimeoutError, Sender};
+
+use crate::error::RuntimeGone;
+use crate::http::client::ClientOutcome;
+use crate::http::exchange::ExchangeGuard;
+
+/// A plain value carried by an event from another thread into Lua.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventValue {
+    /// `nil`.
+    Nil,
+    /// A boolean.
+    Boolean(bool),
+    /// An integer (a Lua number under Lua 5.2).
+    Integer(i64),
+    /// A float.
+    Number(f64),
+    /// A string (any bytes).
+    String(Vec<u8>),
+}
+
+impl From<bool> for EventValue {
+    fn from(v: bool) -> Self {
+        EventValue::Boolean(v)
+    }
+}
+impl From<i64> for EventValue {
+    fn from(v: i64) -> Self {
+        EventValue::Integer(v)
+    }
+}
+impl From<f64> for EventValue {
+    fn from(v: f64) -> Self {
+        EventValue::Number(v)
+    }
+}
+impl From<&str> for EventValue {
+    fn from(v: &str) -> Self {
+        EventValue::String(v.as_bytes().to_vec())
+    }
+}
+impl From<String> for EventValue {
+    fn from(v: String) -> Self {
+        EventValue::String(v.into_bytes())
+    }
+}
+impl From<Vec<u8>> for EventValue {
+    fn from(v: Vec<u8>) -> Self {
+        EventValue::String(v)
+    }
+}
+
+/// A request read completely off the socket, waiting for the script.
+#[derive(Debug)]
+pub(crate) struct IncomingRequest {
+    /// The listener's port, as the script named it.
+    pub port: u16,
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    /// Answers the client if the request is never handled.
+    pub guard: ExchangeGuard,
+}
+
+/// An event on its way into the Lua thread.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// An event with plain values (`os.queueEvent` from another thread).
+    Custom { name: String, args: Vec<EventValue> },
+    /// Ctrl+C, SIGTERM, or an embedder asking the script to stop.
+    Terminate,
+    /// `http_request`.
+    HttpRequest(Box<IncomingRequest>),
+    /// `http_success` / `http_failure`.
+    HttpClient(Box<ClientOutcome>),
+}
+
+impl Event {
+    /// The event's name as Lua sees it, known before the event is turned into Lua values.
+    pub fn name(&self) -> &str {
+        match self {
+            Event::Custom { name, .. } => name,
+            Event::Terminate => "terminate",
+            Event::HttpRequest(_) => "http_request",
+            Event::HttpClient(o) => o.event_name(),
+        }
+    }
+}
+
+/// Sends events into a running script from any thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventSender {
+    tx: Sender<Event>,
+}
+
+impl EventSender {
+    pub(crate) fn new(tx: Sender<Event>) -> EventSender {
+        EventSender { tx }
+    }
+
+    /// Queues the event `name` with `args`, as `os.queueEvent(name, ...)` would. Blocks while the
+    /// queue is full. Fails once the script has ended.
+    pub fn queue_event(
+        &self,
+        name: impl Into<String>,
+        args: Vec<EventValue>,
+    ) -> Result<(), RuntimeGone> {
+        self.tx
+            .send(Event::Custom {
+                name: name.into(),
+                args,
+            })
+            .map_err(|_| RuntimeGone)
+    }
+
+    /// Queues a `terminate` event (what Ctrl+C does).
+    pub fn terminate(&self) -> Result<(), RuntimeGone> {
+        self.tx.send(Event::Terminate).map_err(|_| RuntimeGone)
+    }
+
+    /// Sends a native event, waiting at most `timeout` for room. Gives the event back if it could
+    /// not be sent, so the caller can answer for it.
+    pub(crate) fn send_within(&self, ev: Event, timeout: Duration) -> Result<(), Event> {
+        self.tx.send_timeout(ev, timeout).map_err(|e| match e {
+            SendTimeoutError::Timeout(ev) | SendTimeoutError::Disconnected(ev) => ev,
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! The event queue and the loop that drives the script's main coroutine, CraftOS style.
+//!
+//! The script runs as a coroutine. `os.pullEvent(filter)` is `coroutine.yield(filter)`; the loop
+//! takes the next event, skips it if the filter rejects it (as CraftOS-PC does), and resumes the
+//! coroutine with it. There is one FIFO queue: events queued from Lua, timers that fired, and
+//! events native threads sent are appended in the order they happen. While the queue is empty the
+//! loop blocks on the channel until the next timer is due: no polling, no busy wait.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use mlua::Value;
+
+use crate::event::Event;
+
+/// An event waiting in the queue.
+pub enum Queued {
+    /// Sent by a native thread; turned into Lua values on delivery.
+    Native(Event),
+    /// Queued by `os.queueEvent` (name first).
+    Lua(Vec<Value>),
+    /// A timer fired.
+    Timer(u64),
+}
+
+impl Queued {
+    /// Whether the event is named `name`; checked before any Lua value is built.
+    pub fn is_named(&self, name: &str) -> bool {
+        match self {
+            Queued::Native(ev) => ev.name() == name,
+            Queued::Lua(values) => {
+                matches!(values.first(), Some(Value::String(s)) if s.as_bytes() == name.as_bytes())
+            }
+            Queued::Timer(_) => name == "timer",
+        }
+    }
+}
+
+/// The queue plus the timers, owned by the Lua thread.
+pub struct Scheduler {
+    rx: Receiver<Event>,
+    queue: VecDeque<Queued>,
+    /// How many native events may wait in `queue`; beyond it they stay in the channel, so its
+    /// bound pushes back on producers.
+    native_cap: usize,
+    native_queued: usize,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    active_timers: HashSet<u64>,
+    next_timer: u64,
+    started: Instant,
+}
+
+impl Scheduler {
+    /// A scheduler reading native events from `rx`.
+    pub fn new(rx: Receiver<Event>, native_cap: usize) -> Scheduler {
+        Scheduler {
+            rx,
+            queue: VecDeque::new(),
+            native_cap: native_cap.max(1),
+            native_queued: 0,
+            timers: BinaryHeap::new(),
+            active_timers: HashSet::new(),
+            next_timer: 1,
+            started: Instant::now(),
+        }
+    }
+
+    /// When the runtime started (for `os.clock` and `os.epoch("ingame")`).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// `os.queueEvent`: appended after everything that already happened.
+    pub fn queue_lua(&mut self, values: Vec<Value>) {
+        self.collect();
+        self.queue.push_back(Queued::Lua(values));
+    }
+
+    /// `os.startTimer`: returns the timer id.
+    pub fn start_timer(&mut self, after: Duration) -> u64 {
+        let id = self.next_timer;
+        self.next_timer += 1;
+        self.timers.push(Reverse((Instant::now() + after, id)));
+        self.active_timers.insert(id);
+        id
+    }
+
+    /// `os.cancelTimer`: an unknown or fired id is ignored.
+    pub fn cancel_timer(&mut self, id: u64) {
+        self.active_timers.remove(&id);
+    }
+
+    /// Moves fired timers and arrived native events into the queue, in the order they happened.
+    fn collect(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((due, id))) = self.timers.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            if self.active_timers.remove(&id) {
+                self.queue.push_back(Queued::Timer(id));
+            }
+        }
+        while self.native_queued < self.native_cap {
+            match self.rx.try_recv() {
+                Ok(ev) => {
+                    self.native_queued += 1;
+                    self.queue.push_back(Queued::Native(ev));
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((due, id))) = self.timers.peek().copied() {
+            if self.active_timers.contains(&id) {
+                return Some(due);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Takes the next event, blocking until there is one.
+    pub fn next(&mut self) -> Queued {
+        loop {
+            self.collect();
+            if let Some(ev) = self.queue.pop_front() {
+                if matches!(ev, Queued::Native(_)) {
+                    self.native_queued -= 1;
+                }
+                return ev;
+            }
+            let received = match self.next_deadline() {
+                Some(due) => match self.rx.recv_deadline(due) {
+                    Ok(ev) => Some(ev),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    // Cannot happen while the runtime holds a sender; wait for the timer.
+                    Err(RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        None
+                    }
+                },
+                None => self.rx.recv().ok(),
+            };
+            if let Some(ev) = received {
+                // It arrived before the next timer was due, so it goes first.
+                self.native_queued += 1;
+                self.queue.push_back(Queued::Native(ev));
+            }
+        }
+    }
+
+    /// At shutdown: drops every queued event (answering any request in one) and stops receiving,
+    /// so producers still waiting to send fail at once and answer for themselves.
+    pub fn close(&mut self) {
+        self.queue.clear();
+        self.native_queued = 0;
+        let rx = std::mem::replace(&mut self.rx, crossbeam_channel::never());
+        while rx.try_recv().is_ok() {}
+    }
+}

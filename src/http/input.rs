@@ -1,0 +1,125 @@
+//! A read buffer over a blocking socket where every read is bounded by a deadline.
+//!
+//! Timeouts are deadlines, not per-read idle timers: before each blocking read the socket's read
+//! timeout is set to the time left, so a client trickling one byte at a time cannot hold a
+//! connection past its deadline (slowloris). Nothing here polls: a read blocks until data, the
+//! deadline, or the peer closing.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Why a read did not produce bytes.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The deadline passed first.
+    Timeout,
+    /// The peer closed the connection (or it was shut down locally).
+    Closed,
+    /// Any other socket error.
+    Io(io::Error),
+}
+
+/// Buffered input from one connection. Bytes between `start` and `end` are unread.
+pub struct Input {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    timeout_set: Option<Duration>,
+}
+
+const READ_CHUNK: usize = 8 * 1024;
+
+impl Input {
+    /// Wraps a stream.
+    pub fn new(stream: TcpStream) -> Input {
+        Input {
+            stream,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            timeout_set: None,
+        }
+    }
+
+    /// The unread bytes.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` buffered bytes as read.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        self.start += n;
+    }
+
+    /// Reads more bytes from the socket, blocking until some arrive or `deadline` passes.
+    /// Returns how many were added.
+    pub fn fill(&mut self, deadline: Instant) -> Result<usize, ReadError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                let grow = self.buf.len().max(READ_CHUNK);
+                self.buf.resize(self.buf.len() + grow, 0);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadError::Timeout);
+        }
+        // Only touch the socket option when the value changes noticeably (a syscall per read
+        // otherwise); rounding up to 10 ms keeps the deadline within 10 ms.
+        let wanted = Some(round_up(left));
+        if self.timeout_set != wanted {
+            self.stream
+                .set_read_timeout(wanted)
+                .map_err(ReadError::Io)?;
+            self.timeout_set = wanted;
+        }
+        match self.stream.read(&mut self.buf[self.end..]) {
+            Ok(0) => Err(ReadError::Closed),
+            Ok(n) => {
+                self.end += n;
+                Ok(n)
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Err(ReadError::Timeout),
+                io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof => Err(ReadError::Closed),
+                io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(ReadError::Io(e)),
+            },
+        }
+    }
+
+    /// Takes up to `max` buffered bytes, reading from the socket first if nothing is buffered.
+    pub fn take_some(&mut self, max: usize, deadline: Instant) -> Result<&[u8], ReadError> {
+        while self.start == self.end {
+            self.fill(deadline)?;
+        }
+        let n = max.min(self.end - self.start);
+        let s = self.start;
+        self.start += n;
+        Ok(&self.buf[s..s + n])
+    }
+
+    /// The underlying stream, for writing responses.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+}
+
+fn round_up(d: Duration) -> Duration {
+    let ms = d.as_millis().div_ceil(10) * 10;
+    Duration::from_millis(ms.clamp(10, u64::MAX as u128) as u64)
+}

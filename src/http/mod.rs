@@ -1,0 +1,14 @@
+//! The HTTP/1.1 engine: listeners, connections, wire format, and the client.
+//!
+//! Follow a request: [`listener`] accepts, [`connection`] reads it ([`head`], [`body`] over
+//! [`input`]) and sends an `http_request` event to the Lua thread carrying an [`exchange`]; the
+//! script builds the response in the exchange; the connection thread writes it ([`response`]).
+
+pub mod body;
+pub mod client;
+pub mod connection;
+pub mod exchange;
+pub mod head;
+pub mod input;
+pub mod listener;
+pub mod response;

@@ -1,0 +1,281 @@
+//! Writing a response: status line, headers, framing and body.
+//!
+//! The script chooses status, reason and headers; framing is always ours. Whatever
+//! `Content-Length`, `Transfer-Encoding` or `Connection` the script sets, the body goes out with
+//! the right `Content-Length` so a keep-alive stream can never be desynchronised.
+
+use std::io::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A complete response as the script built it.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code (100..=999).
+    pub status: u16,
+    /// Reason phrase, if the script gave one; otherwise the standard phrase for `status`.
+    pub reason: Option<Vec<u8>>,
+    /// Header fields in the order first set, names as first spelled.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// An empty response with a status.
+    pub fn status(status: u16) -> Response {
+        Response {
+            status,
+            reason: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A short plain-text response used for errors the server answers by itself.
+    pub fn plain(status: u16) -> Response {
+        let mut r = Response::status(status);
+        r.headers
+            .push(("Content-Type".into(), b"text/plain; charset=utf-8".to_vec()));
+        r.body = format!("{} {}\n", status, reason_phrase(status)).into_bytes();
+        r
+    }
+
+    /// Whether the script asked to close the connection (`Connection: close`).
+    pub fn wants_close(&self) -> bool {
+        self.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("connection")
+                && v.split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        })
+    }
+}
+
+/// What the request said that shapes the response on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct WireOptions {
+    /// 0 for an HTTP/1.0 request, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// `HEAD` request: headers only.
+    pub head_only: bool,
+    /// Whether the connection stays open after this response.
+    pub keep_alive: bool,
+}
+
+/// Bodies up to this size are copied behind the head and sent in one write.
+const COALESCE: usize = 16 * 1024;
+
+/// Writes `resp` to `out`.
+pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) -> io::Result<()> {
+    let status = resp.status;
+    let no_body_status = (100..200).contains(&status) || status == 204;
+    let send_body = !(opts.head_only || no_body_status || status == 304);
+    let mut head = Vec::with_capacity(
+        256 + if send_body && resp.body.len() <= COALESCE {
+            resp.body.len()
+        } else {
+            0
+        },
+    );
+    write!(head, "HTTP/1.{} {} ", opts.minor_version, status)?;
+    match &resp.reason {
+        Some(r) => head.extend_from_slice(r),
+        None => head.extend_from_slice(reason_phrase(status).as_bytes()),
+    }
+    head.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    for (name, value) in &resp.headers {
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("connection")
+        {
+            continue;
+        }
+        has_date |= name.eq_ignore_ascii_case("date");
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        head.extend_from_slice(b"Date: ");
+        head.extend_from_slice(http_date(SystemTime::now()).as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(if opts.keep_alive {
+        b"Connection: keep-alive\r\n"
+    } else {
+        b"Connection: close\r\n"
+    });
+    if !no_body_status {
+        write!(head, "Content-Length: {}\r\n", resp.body.len())?;
+    }
+    head.extend_from_slice(b"\r\n");
+    if send_body && resp.body.len() <= COALESCE {
+        head.extend_from_slice(&resp.body);
+        out.write_all(&head)?;
+    } else {
+        out.write_all(&head)?;
+        if send_body {
+            out.write_all(&resp.body)?;
+        }
+    }
+    out.flush()
+}
+
+/// The standard reason phrase of a status code (empty for codes without one).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// Formats a time as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn http_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[(days.rem_euclid(7)) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Converts days since 1970-01-01 into (year, month 1..=12, day 1..=31), proleptic Gregorian.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(http_date(leap), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn framing_is_ours() {
+        let mut r = Response::status(404);
+        r.headers.push(("Content-Length".into(), b"5".to_vec()));
+        r.headers.push(("X-A".into(), b"b".to_vec()));
+        r.body = b"hello world".to_vec();
+        let mut out = Vec::new();
+        let opts = WireOptions {
+            minor_version: 1,
+            head_only: false,
+            keep_alive: true,
+        };
+        write_response(&mut out, &r, opts).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\nX-A: b\r\nDate: "));
+        assert!(text.contains("\r\nContent-Length: 11\r\n\r\nhello world"));
+        assert!(!text.contains("Content-Length: 5"));
+    }
+
+    #[test]
+    fn head_and_204_have_no_body() {
+        let mut r = Response::status(200);
+        r.body = b"abc".to_vec();
+        let mut out = Vec::new();
+        let opts = WireOptions {
+            minor_version: 1,
+            head_only: true,
+            keep_alive: false,
+        };
+        write_response(&mut out, &r, opts).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("Connection: close\r\nContent-Length: 3\r\n\r\n"));
+        r.status = 204;
+        let mut out = Vec::new();
+        write_response(
+            &mut out,
+            &r,
+            WireOptions {
+                head_only: false,
+                ..opts
+            },
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 204 No Content"));
+        assert!(!text.contains("Content-Length"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+}

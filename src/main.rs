@@ -1,0 +1,153 @@
+//! The `ccserve` command: run a CraftOS-PC server script.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ccserve::{Config, Runtime};
+
+const USAGE: &str = "\
+Usage: ccserve [OPTIONS] SCRIPT.lua [ARGS...]
+
+Runs a Lua script written for CraftOS-PC's HTTP server API. ARGS are passed to the
+script as `...` and `arg`.
+
+Options:
+      --bind ADDR        address listeners bind to (default 0.0.0.0: all IPv4 interfaces;
+                         use 127.0.0.1 for this machine only, :: for IPv4 and IPv6)
+      --max-body BYTES   largest request body accepted, larger gets 413 (default 16777216)
+  -v, --verbose          log more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
+  -h, --help             print this help
+  -V, --version          print the version
+
+Ctrl+C or SIGTERM queues a `terminate` event; a second one exits at once (status 130).
+Exit status: 0 when the script ends, 1 on an uncaught Lua error, 2 on a usage error,
+130 when the script is stopped by an uncaught `terminate`.";
+
+/// Parsed command line.
+struct Cli {
+    config: Config,
+    verbosity: usize,
+    script: String,
+    args: Vec<String>,
+}
+
+fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> {
+    let mut config = Config::default();
+    let mut verbosity = 0;
+    loop {
+        let Some(a) = argv.next() else {
+            return Err("no script given (try --help)".into());
+        };
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| argv.next())
+                .ok_or_else(|| format!("{name} needs a value (try --help)"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("ccserve {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--bind" => {
+                let v = value("--bind")?;
+                config.bind = v
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("--bind: '{v}' is not an IP address"))?;
+            }
+            "--max-body" => {
+                let v = value("--max-body")?;
+                config.max_body = v
+                    .parse()
+                    .map_err(|_| format!("--max-body: '{v}' is not a number of bytes"))?;
+            }
+            "--" => {
+                let script = argv.next().ok_or("no script given after --")?;
+                return Ok(Some(Cli {
+                    config,
+                    verbosity,
+                    script,
+                    args: argv.collect(),
+                }));
+            }
+            f if f.starts_with("-v") && f[1..].chars().all(|c| c == 'v') => {
+                verbosity += f.len() - 1;
+            }
+            "--verbose" => verbosity += 1,
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(format!("unknown option '{f}' (try --help)"));
+            }
+            _ => {
+                return Ok(Some(Cli {
+                    config,
+                    verbosity,
+                    script: a,
+                    args: argv.collect(),
+                }));
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match parse(std::env::args().skip(1)) {
+        Ok(Some(cli)) => cli,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ccserve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = ["warn", "info", "debug", "trace"][cli.verbosity.min(3)];
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+
+    if !std::path::Path::new(&cli.script).is_file() {
+        eprintln!("ccserve: cannot read script '{}': no such file", cli.script);
+        return ExitCode::from(2);
+    }
+    let mut runtime = match Runtime::new(cli.config) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ccserve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    // First Ctrl+C/SIGTERM: a `terminate` event, as CraftOS's Ctrl+T. Second: exit now.
+    let events = runtime.sender();
+    let signals = AtomicUsize::new(0);
+    let installed = ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) >= 1 {
+            eprintln!("ccserve: interrupted twice, exiting");
+            std::process::exit(130);
+        }
+        let events = events.clone();
+        // Sending may wait for room in the queue; never block the signal thread on it.
+        std::thread::spawn(move || events.terminate());
+    });
+    if let Err(e) = installed {
+        log::warn!("cannot install the Ctrl+C handler: {e}");
+    }
+
+    let result = runtime.run_file(&cli.script, &cli.args);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(ccserve::Error::Terminated) => {
+            eprintln!("Terminated");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! [`Runtime`]: one Lua VM with the CraftOS APIs installed, running one script to completion.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::chunk::ChunkMode;
+use mlua::thread::ThreadStatus;
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Thread, Value};
+
+use crate::api::{self, Api, Context};
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{Event, EventSender};
+use crate::event_loop::{Queued, Scheduler};
+use crate::http::listener::ResponseTracker;
+
+/// How long the runtime waits, after the script ends, for owed responses to be written.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Lua VM with the CraftOS APIs, ready to run a script.
+///
+/// The runtime lives on the thread that created it (the Lua VM is not `Send`). Other threads talk
+/// to the script through an [`EventSender`] from [`Runtime::sender`].
+///
+/// ```no_run
+/// let mut rt = ccserve::Runtime::new(ccserve::Config::default())?;
+/// rt.run_chunk("print('hello from Lua')", "hello", &[])?;
+/// # Ok::<(), ccserve::Error>(())
+/// ```
+pub struct Runtime {
+    lua: Lua,
+    ctx: Context,
+    api: Api,
+    traceback: Function,
+    ran: bool,
+}
+
+impl Runtime {
+    /// Creates a VM and installs the APIs.
+    pub fn new(config: Config) -> Result<Runtime, Error> {
+        let config = Arc::new(config);
+        // SAFETY: `unsafe_new_with` is unsafe only because it allows the `debug` library, which
+        // CraftOS-PC gives scripts (`debug.traceback` in error handlers is common). A script could
+        // use it to tamper with mlua's internal metatables; scripts are trusted code here, as
+        // README's Security section states, exactly as in CraftOS-PC. No C modules are loaded.
+        let lua = unsafe {
+            Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::default())
+        };
+        let (tx, rx) = crossbeam_channel::bounded(config.event_queue_capacity.max(1));
+        let sender = EventSender::new(tx);
+        let ctx = Context {
+            scheduler: Rc::new(RefCell::new(Scheduler::new(
+                rx,
+                config.event_queue_capacity,
+            ))),
+            config,
+            sender,
+            listeners: Rc::new(RefCell::new(HashMap::new())),
+            tracker: Arc::new(ResponseTracker::default()),
+        };
+        let api = api::install(&lua, &ctx)?;
+        let traceback: Function = lua
+            .globals()
+            .get::<mlua::Table>("debug")?
+            .get("traceback")?;
+        Ok(Runtime {
+            lua,
+            ctx,
+            api,
+            traceback,
+            ran: false,
+        })
+    }
+
+    /// The Lua VM, to register extra functions or globals before running a script.
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// A sender for events into the script, usable from any thread.
+    pub fn sender(&self) -> EventSender {
+        self.ctx.sender.clone()
+    }
+
+    /// Registers a global Lua function implemented in Rust.
+    pub fn register_function<F, A, R>(&self, name: &str, f: F) -> Result<(), Error>
+    where
+        F: Fn(&Lua, A) -> mlua::Result<R> + 'static,
+        A: mlua::FromLuaMulti,
+        R: mlua::IntoLuaMulti,
+    {
+        let func = self.lua.create_function(f)?;
+        self.lua.globals().set(name, func)?;
+        Ok(())
+    }
+
+    /// Runs the script at `path` with `args` (as `...` and `arg`) until it ends.
+    pub fn run_file(&mut self, path: impl AsRef<Path>, args: &[String]) -> Result<(), Error> {
+        let path = path.as_ref();
+        let source = std::fs::read(path).map_err(|source| Error::ReadScript {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = path.to_string_lossy().into_owned();
+        self.run_source(&source, &name, args)
+    }
+
+    /// Runs Lua source code named `name` (used in error messages) with `args` until it ends.
+    pub fn run_chunk(&mut self, source: &str, name: &str, args: &[String]) -> Result<(), Error> {
+        self.run_source(source.as_bytes(), name, args)
+    }
+
+    fn run_source(&mut self, source: &[u8], name: &str, args: &[String]) -> Result<(), Error> {
+        if self.ran {
+            return Err(Error::AlreadyRan);
+        }
+        self.ran = true;
+        let func = self
+            .lua
+            .load(source)
+            .set_name(format!("@{name}"))
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| Error::Syntax(error_message(&e)))?;
+        let arg = self.lua.create_table()?;
+        arg.raw_set(0, name)?;
+        let mut lua_args = MultiValue::new();
+        for (i, a) in args.iter().enumerate() {
+            arg.raw_set(i + 1, a.as_str())?;
+            lua_args.push_back(Value::String(self.lua.create_string(a)?));
+        }
+        self.lua.globals().set("arg", arg)?;
+        let co = self.lua.create_thread(func)?;
+        let result = self.drive(&co, lua_args);
+        self.shutdown();
+        result
+    }
+
+    /// Resumes the main coroutine with each event its filter accepts, until it ends.
+    fn drive(&mut self, co: &Thread, mut resume: MultiValue) -> Result<(), Error> {
+        loop {
+            let yielded = match co.resume::<MultiValue>(resume) {
+                Ok(v) => v,
+                Err(e) => return Err(self.script_error(co, &e)),
+            };
+            if co.status() != ThreadStatus::Resumable {
+                return Ok(());
+            }
+            let filter = match yielded.front() {
+                Some(Value::String(s)) => Some(s.to_string_lossy()),
+                _ => None,
+            };
+            resume = loop {
+                let ev = self.ctx.scheduler.borrow_mut().next();
+                let accepted = match &filter {
+                    None => true,
+                    Some(f) => ev.is_named(f) || ev.is_named("terminate"),
+                };
+                if accepted {
+                    break self.api.event_values(&self.lua, ev)?;
+                }
+                discard(ev);
+            };
+        }
+    }
+
+    fn script_error(&self, co: &Thread, e: &mlua::Error) -> Error {
+        let full = error_message(e);
+        // mlua appends the failing coroutine's traceback to the message; keep them apart.
+        let (message, traceback) = match full.split_once("\nstack traceback:") {
+            Some((m, t)) => (m.to_string(), format!("stack traceback:{t}")),
+            None => {
+                let t = self
+                    .traceback
+                    .call::<String>(co.clone())
+                    .unwrap_or_default();
+                (full, t)
+            }
+        };
+        if message == "Terminated" {
+            return Error::Terminated;
+        }
+        Error::Script { message, traceback }
+    }
+
+    /// Closes every listener, answers every request still owed, and waits briefly for those
+    /// answers to be written.
+    fn shutdown(&mut self) {
+        let listeners: Vec<_> = self.ctx.listeners.borrow_mut().drain().collect();
+        drop(listeners);
+        self.ctx.scheduler.borrow_mut().close();
+        let owed = self.ctx.tracker.wait_idle(DRAIN_TIMEOUT);
+        if owed > 0 {
+            log::warn!("{owed} responses were still being written at exit");
+        }
+    }
+}
+
+/// An event the script's filter rejected: CraftOS-PC drops it. A request in it is answered `503`
+/// at once instead of being left for the response timeout.
+fn discard(ev: Queued) {
+    if let Queued::Native(Event::HttpRequest(mut request)) = ev {
+        log::debug!(
+            "http_request on port {} skipped by the script's event filter; answered 503",
+            request.port
+        );
+        request.guard.set_status_on_drop(503);
+    }
+}
+
+/// The message of a Lua error without mlua's decorations.
+fn error_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => error_message(cause),
+        other => other.to_string(),
+    }
+}
