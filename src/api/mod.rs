@@ -24,6 +24,7 @@ use handles::{ClientHandle, ServerExchange};
 const PRELUDE_LUA: &str = include_str!("../lua/prelude.lua");
 const OS_LUA: &str = include_str!("../lua/os.lua");
 const HTTP_LUA: &str = include_str!("../lua/http.lua");
+const PARALLEL_LUA: &str = include_str!("../lua/parallel.lua");
 
 /// What the API functions share with the runtime.
 #[derive(Clone)]
@@ -59,6 +60,9 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
     lua.load(OS_LUA)
         .set_name("=ccserve/os.lua")
         .call::<()>((native.clone(), support.clone()))?;
+    lua.load(PARALLEL_LUA)
+        .set_name("=ccserve/parallel.lua")
+        .call::<()>(support.clone())?;
     let factories: Table = lua
         .load(HTTP_LUA)
         .set_name("=ccserve/http.lua")

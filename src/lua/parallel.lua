@@ -1,0 +1,42 @@
+-- The `parallel` API: run functions as coroutines side by side, each receiving the events its
+-- own `os.pullEvent` filter asks for, as CraftOS's parallel API does.
+local support = ...
+local expect = support.expect
+
+local function run(functions, wait_for_all)
+    local routines, filters = {}, {}
+    for i = 1, #functions do
+        expect(i, functions[i], "function")
+        routines[i] = coroutine.create(functions[i])
+    end
+    local alive = #routines
+    local event = { n = 0 }
+    while true do
+        for i = 1, #routines do
+            local co = routines[i]
+            if co and (filters[i] == nil or filters[i] == event[1] or event[1] == "terminate") then
+                local ok, filter = coroutine.resume(co, table.unpack(event, 1, event.n))
+                if not ok then error(filter, 0) end
+                filters[i] = filter
+                if coroutine.status(co) == "dead" then
+                    routines[i] = false
+                    alive = alive - 1
+                    if not wait_for_all or alive == 0 then return i end
+                end
+            end
+        end
+        event = table.pack(coroutine.yield())
+    end
+end
+
+parallel = {}
+
+--- Runs the functions until any one of them returns; returns its index.
+function parallel.waitForAny(...)
+    return run(table.pack(...), false)
+end
+
+--- Runs the functions until all of them have returned.
+function parallel.waitForAll(...)
+    run(table.pack(...), true)
+end

@@ -1,0 +1,285 @@
+//! Helpers shared by the integration tests: start the real `ccserve` binary with a script, and
+//! talk to it over real TCP on 127.0.0.1.
+//!
+//! Scripts announce their port by printing `LISTENING <port>` (use `http.addListener(0)`, which
+//! returns the bound port). Every wait here is bounded; nothing sleeps to synchronise.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous bound for anything a loaded 2-core machine should do quickly.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ccserve"))
+}
+
+/// Writes `source` to a fresh file under the test tmpdir and returns its path.
+pub fn script_file(source: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!(
+        "script-{}-{}.lua",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::write(&path, source).expect("write test script");
+    path
+}
+
+/// A running `ccserve` process. Killed when dropped.
+pub struct Server {
+    child: Child,
+    /// The port the script printed with `LISTENING <port>` (0 if it printed none).
+    pub port: u16,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `ccserve --bind 127.0.0.1 [extra...] SCRIPT` and waits for `LISTENING <port>`.
+    pub fn start(source: &str, extra: &[&str]) -> Server {
+        let mut server = Server::spawn(source, extra, &[]);
+        let line = server
+            .line_starting("LISTENING ", WAIT)
+            .unwrap_or_else(|| panic!("script did not print LISTENING; stderr:\n{}", server.stderr()));
+        server.port = line["LISTENING ".len()..].trim().parse().expect("port number");
+        server
+    }
+
+    /// Starts the binary without waiting for anything. `script_args` follow the script path.
+    pub fn spawn(source: &str, extra: &[&str], script_args: &[&str]) -> Server {
+        let path = script_file(source);
+        let mut cmd = Command::new(bin());
+        cmd.arg("--bind").arg("127.0.0.1");
+        cmd.args(extra).arg(&path).args(script_args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start ccserve");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr_pipe = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stderr_pipe);
+            let mut buf = String::new();
+            while reader.read_line(&mut buf).map(|n| n > 0).unwrap_or(false) {
+                sink.lock().unwrap().push_str(&buf);
+                buf.clear();
+            }
+        });
+        Server { child, port: 0, lines, stderr }
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The next stdout line, waiting at most `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(l) => Some(l),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Skips stdout lines until one starts with `prefix`.
+    pub fn line_starting(&self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.next_line(left)?;
+            if line.starts_with(prefix) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit by itself, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Polling a child's exit status has no blocking-with-timeout form in std.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGINT (Ctrl+C) to the process.
+    pub fn interrupt(&self) {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Sends SIGTERM to the process.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A connection to 127.0.0.1:`port` with generous read/write timeouts.
+pub fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    let _ = s.set_nodelay(true);
+    s
+}
+
+/// A response as read off the wire.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The whole status line, e.g. `HTTP/1.1 404 Not Found`.
+    pub status_line: String,
+    /// The status code.
+    pub status: u16,
+    /// Header fields in order, as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body (by Content-Length, chunked, or to EOF).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// First header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response from `stream`; `head_only` for a response to HEAD.
+/// Returns `None` if the connection closed before a status line.
+pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Option<Response> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => return None,
+            Ok(_) => head.push(byte[0]),
+            Err(e) => panic!("reading response head: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default().to_string();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+        .collect();
+    let mut resp = Response { status_line, status, headers, body: Vec::new() };
+    if head_only || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Some(resp);
+    }
+    if let Some(len) = resp.header("content-length") {
+        let len: usize = len.parse().expect("content-length");
+        let mut body = vec![0; len];
+        stream.read_exact(&mut body).expect("response body");
+        resp.body = body;
+    } else if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        panic!("ccserve never sends chunked responses");
+    } else {
+        stream.read_to_end(&mut resp.body).expect("response body to EOF");
+    }
+    Some(resp)
+}
+
+/// Sends `request` bytes on a fresh connection and reads one response.
+pub fn exchange(port: u16, request: &[u8]) -> Response {
+    let mut s = connect(port);
+    s.write_all(request).unwrap();
+    read_response(&mut s, request.starts_with(b"HEAD ")).expect("a response")
+}
+
+/// `GET path` on a fresh connection.
+pub fn get(port: u16, path: &str) -> Response {
+    exchange(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Whether the peer closed `stream` (EOF or reset) within `timeout`; data read is discarded.
+pub fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + timeout;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A script serving `port 0` with a Lua request handler body (`req`, `res` in scope), announcing
+/// its port. The handler runs inside `http.listen`.
+pub fn listen_script(handler: &str) -> String {
+    format!(
+        "local port = http.addListener(0)\nprint('LISTENING ' .. port)\nhttp.removeListener(port)\n\
+         http.listen(port, function(req, res)\n{handler}\nend)\n"
+    )
+}
