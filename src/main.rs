@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use ccserve::{Config, Runtime};
 
@@ -16,6 +17,12 @@ Options:
       --bind ADDR        address listeners bind to (default 0.0.0.0: all IPv4 interfaces;
                          use 127.0.0.1 for this machine only, :: for IPv4 and IPv6)
       --max-body BYTES   largest request body accepted, larger gets 413 (default 16777216)
+      --max-connections N          open connections per listener, more get 503 (default 1024)
+      --response-timeout SECONDS   a response the script never closes is sent as buffered
+                                   after this long (default 15, as CraftOS-PC)
+      --keep-alive-timeout SECONDS idle time before a keep-alive connection closes (default 15)
+      --header-timeout SECONDS     time to send a request head, else 408 (default 15)
+      --body-timeout SECONDS       time to send a request body, else 408 (default 60)
   -v, --verbose          log more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
   -h, --help             print this help
   -V, --version          print the version
@@ -70,6 +77,16 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
                     .parse()
                     .map_err(|_| format!("--max-body: '{v}' is not a number of bytes"))?;
             }
+            "--max-connections" => {
+                let v = value("--max-connections")?;
+                config.max_connections = v
+                    .parse()
+                    .map_err(|_| format!("--max-connections: '{v}' is not a number"))?;
+            }
+            "--response-timeout" => config.response_timeout = seconds(&flag, &value(&flag)?)?,
+            "--keep-alive-timeout" => config.keep_alive_timeout = seconds(&flag, &value(&flag)?)?,
+            "--header-timeout" => config.header_timeout = seconds(&flag, &value(&flag)?)?,
+            "--body-timeout" => config.body_timeout = seconds(&flag, &value(&flag)?)?,
             "--" => {
                 let script = argv.next().ok_or("no script given after --")?;
                 return Ok(Some(Cli {
@@ -96,6 +113,15 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
             }
         }
     }
+}
+
+/// Parses a positive number of seconds (fractions allowed).
+fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{flag}: '{v}' is not a positive number of seconds"))
 }
 
 fn main() -> ExitCode {
