@@ -156,14 +156,12 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
         body,
         guard: ExchangeGuard::new(exchange.clone()),
     };
-    if let Err(ev) = shared.events.send_within(
+    if let Err(Event::HttpRequest(mut request)) = shared.events.send_within(
         Event::HttpRequest(Box::new(request)),
         config.response_timeout,
     ) {
         // The script has ended or its queue stayed full: answer for it.
-        if let Event::HttpRequest(mut request) = ev {
-            request.guard.set_status_on_drop(503);
-        }
+        request.guard.set_status_on_drop(503);
     }
     let response = exchange.wait(deadline);
     shared.unregister(id);
@@ -184,8 +182,7 @@ fn framing_of(head: &RequestHead) -> Result<(Framing, bool), u16> {
             .iter()
             .flat_map(|v| v.split(|&b| b == b','))
             .map(|t| t.trim_ascii())
-            .filter(|t| !t.is_empty())
-            .last();
+            .rfind(|t| !t.is_empty());
         return match last {
             Some(t) if t.eq_ignore_ascii_case(b"chunked") => Ok((Framing::Chunked, !cl.is_empty())),
             _ => Err(501),

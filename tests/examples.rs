@@ -1,0 +1,133 @@
+//! The examples in `examples/` work as README says: each is started with the real binary on an
+//! OS-chosen port (port 0; the port is read from the `-v` log line) and exercised with a real
+//! HTTP client.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use common::{connect, read_response, WAIT};
+
+/// A running example; killed on drop.
+struct Example {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `examples/NAME` with port argument 0 and waits for its listener to be bound.
+fn start(name: &str) -> Example {
+    let mut child = Command::new(common::bin())
+        .args(["-v", "--bind", "127.0.0.1"])
+        .arg(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR")))
+        .arg("0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ccserve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let port = rest.rsplit(':').next().and_then(|p| p.trim().parse().ok());
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(WAIT)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("{name} did not start listening"));
+    Example { child, port }
+}
+
+fn request(port: u16, raw: &str) -> common::Response {
+    let mut s = connect(port);
+    s.write_all(raw.as_bytes()).unwrap();
+    read_response(&mut s, false).expect("response")
+}
+
+#[test]
+fn hello_example_says_hello() {
+    let ex = start("hello.lua");
+    let r = request(ex.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "Hello, world!\n");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+}
+
+#[test]
+fn routing_example_routes_by_method_and_path() {
+    let ex = start("routing.lua");
+    let r = request(ex.port, "POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.text(), "stored note 1\n");
+    let r = request(ex.port, "GET /notes HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.text(), "1: first\n");
+    let r = request(ex.port, "DELETE /notes HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 405);
+    let r = request(ex.port, "GET /nowhere?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.text(), "not found: /nowhere\n");
+    let r = request(ex.port, "GET /time HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.text().starts_with("Server time (UTC): "), "{}", r.text());
+}
+
+#[test]
+fn echo_example_echoes_the_body() {
+    let ex = start("echo.lua");
+    let body = "bytes\0and\r\nlines";
+    let raw = format!(
+        "POST /x HTTP/1.1\r\nHost: x\r\nContent-Type: text/odd\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = request(ex.port, &raw);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), body);
+    assert_eq!(r.header("content-type"), Some("text/odd"));
+    assert_eq!(r.header("x-body-length"), Some(body.len().to_string().as_str()));
+    let r = request(ex.port, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+}
+
+#[test]
+fn embed_example_runs_to_completion() {
+    // The library example is built by `cargo test`; run it as a user would.
+    let exe = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(if cfg!(debug_assertions) { "debug" } else { "release" })
+        .join("examples")
+        .join("embed");
+    if !exe.exists() {
+        // A different target dir (CARGO_TARGET_DIR): find it next to the test binary.
+        let here = std::env::current_exe().unwrap();
+        let alt = here.parent().unwrap().parent().unwrap().join("examples").join("embed");
+        assert!(alt.exists(), "embed example not built at {}", alt.display());
+        return check_embed(&alt);
+    }
+    check_embed(&exe);
+}
+
+fn check_embed(exe: &std::path::Path) {
+    let out = Command::new(exe).output().expect("run embed example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("tick 3"), "{stdout}");
+    assert!(
+        stdout.contains("hello from the embed example, you asked for /embedded"),
+        "{stdout}"
+    );
+}
