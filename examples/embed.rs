@@ -36,7 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = runtime.sender();
     let feeder = std::thread::spawn(move || {
         for n in 1..=3 {
-            if events.queue_event("tick", vec![EventValue::Integer(n)]).is_err() {
+            if events
+                .queue_event("tick", vec![EventValue::Integer(n)])
+                .is_err()
+            {
                 break; // the script has ended
             }
         }

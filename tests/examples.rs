@@ -71,7 +71,10 @@ fn hello_example_says_hello() {
 #[test]
 fn routing_example_routes_by_method_and_path() {
     let ex = start("routing.lua");
-    let r = request(ex.port, "POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst");
+    let r = request(
+        ex.port,
+        "POST /notes HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst",
+    );
     assert_eq!(r.status, 201);
     assert_eq!(r.text(), "stored note 1\n");
     let r = request(ex.port, "GET /notes HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -97,7 +100,10 @@ fn echo_example_echoes_the_body() {
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), body);
     assert_eq!(r.header("content-type"), Some("text/odd"));
-    assert_eq!(r.header("x-body-length"), Some(body.len().to_string().as_str()));
+    assert_eq!(
+        r.header("x-body-length"),
+        Some(body.len().to_string().as_str())
+    );
     let r = request(ex.port, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("POST"));
@@ -108,13 +114,23 @@ fn embed_example_runs_to_completion() {
     // The library example is built by `cargo test`; run it as a user would.
     let exe = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target")
-        .join(if cfg!(debug_assertions) { "debug" } else { "release" })
+        .join(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        })
         .join("examples")
         .join("embed");
     if !exe.exists() {
         // A different target dir (CARGO_TARGET_DIR): find it next to the test binary.
         let here = std::env::current_exe().unwrap();
-        let alt = here.parent().unwrap().parent().unwrap().join("examples").join("embed");
+        let alt = here
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples")
+            .join("embed");
         assert!(alt.exists(), "embed example not built at {}", alt.display());
         return check_embed(&alt);
     }
@@ -124,7 +140,11 @@ fn embed_example_runs_to_completion() {
 fn check_embed(exe: &std::path::Path) {
     let out = Command::new(exe).output().expect("run embed example");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("tick 3"), "{stdout}");
     assert!(
         stdout.contains("hello from the embed example, you asked for /embedded"),

@@ -11,6 +11,7 @@ use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
 use crate::event::IncomingRequest;
 use crate::http::client::ClientResponse;
 use crate::http::exchange::Closed;
+use crate::http::response::Response;
 
 /// The unread part of a body, with file-handle style reads.
 #[derive(Debug, Default)]
@@ -209,6 +210,78 @@ fn valid_header_value(value: &[u8]) -> bool {
     !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
+/// Runs `f` on the open response of the exchange in argument 1.
+fn with_response(args: &[Value], f: impl FnOnce(&mut Response)) -> NResult<MultiValue> {
+    with::<ServerExchange, _>(args, |h| {
+        let exchange = h.request.guard.exchange();
+        exchange.with_open(f).map_err(|Closed| closed_file())?;
+        Ok(nothing())
+    })
+}
+
+/// Returns a string field of the request in argument 1 (while the response is open).
+fn request_field(
+    lua: &Lua,
+    args: &[Value],
+    field: impl FnOnce(&IncomingRequest) -> &[u8],
+) -> NResult<MultiValue> {
+    with::<ServerExchange, _>(args, |h| {
+        Ok(values(vec![string(lua, field(&h.open()?.request))?]))
+    })
+}
+
+fn write(lua: &Lua, args: &[Value], newline: bool) -> NResult<MultiValue> {
+    let mut data = args::bytes(lua, &args[1..], 1)?;
+    if newline {
+        data.push(b'\n');
+    }
+    with_response(args, |r| r.body.extend_from_slice(&data))
+}
+
+fn set_status_code(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
+    let a = &args[1..];
+    let code = args::integer(lua, a, 1)?;
+    if !(100..=999).contains(&code) {
+        return Err(args::bad_arg(1, "status code must be between 100 and 999"));
+    }
+    let reason = match a.get(1) {
+        Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    };
+    if reason.as_deref().is_some_and(|r| !valid_header_value(r)) {
+        return Err(args::bad_arg(2, "reason phrase contains CR, LF or NUL"));
+    }
+    with_response(args, |r| {
+        r.status = code as u16;
+        if reason.is_some() {
+            r.reason = reason;
+        }
+    })
+}
+
+fn set_response_header(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
+    let a = &args[1..];
+    let name = args::bytes(lua, a, 1)?;
+    let value = args::bytes(lua, a, 2)?;
+    if !valid_header_name(&name) {
+        return Err(args::bad_arg(1, "invalid header name"));
+    }
+    if !valid_header_value(&value) {
+        return Err(args::bad_arg(2, "header value contains CR, LF or NUL"));
+    }
+    let name = String::from_utf8_lossy(&name).into_owned();
+    with_response(args, |r| {
+        match r
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+        {
+            Some((_, v)) => *v = value,
+            None => r.headers.push((name, value)),
+        }
+    })
+}
+
 /// Fills `native` with the handle methods.
 pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
     // Request handle.
@@ -216,23 +289,13 @@ pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
     native_tbl.set(
         "req_getURL",
         native(lua, |lua, args| {
-            with::<ServerExchange, _>(args, |h| {
-                Ok(values(vec![string(
-                    lua,
-                    h.open()?.request.target.as_bytes(),
-                )?]))
-            })
+            request_field(lua, args, |r| r.target.as_bytes())
         })?,
     )?;
     native_tbl.set(
         "req_getMethod",
         native(lua, |lua, args| {
-            with::<ServerExchange, _>(args, |h| {
-                Ok(values(vec![string(
-                    lua,
-                    h.open()?.request.method.as_bytes(),
-                )?]))
-            })
+            request_field(lua, args, |r| r.method.as_bytes())
         })?,
     )?;
     native_tbl.set(
@@ -248,20 +311,6 @@ pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
     native_tbl.set("req_close", native(lua, |_, _| Ok(nothing()))?)?;
 
     // Response handle.
-    fn write(lua: &Lua, args: &[Value], newline: bool) -> NResult<MultiValue> {
-        let mut data = args::bytes(lua, &args[1..], 1)?;
-        if newline {
-            data.push(b'\n');
-        }
-        with::<ServerExchange, _>(args, |h| {
-            h.request
-                .guard
-                .exchange()
-                .with_open(|r| r.body.extend_from_slice(&data))
-                .map_err(|Closed| closed_file())?;
-            Ok(nothing())
-        })
-    }
     native_tbl.set(
         "res_write",
         native(lua, |lua, args| write(lua, args, false))?,
@@ -272,92 +321,20 @@ pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
     )?;
     native_tbl.set(
         "res_flush",
-        native(lua, |_, args| {
-            with::<ServerExchange, _>(args, |h| {
-                h.request
-                    .guard
-                    .exchange()
-                    .with_open(|_| ())
-                    .map_err(|Closed| closed_file())?;
-                Ok(nothing())
-            })
-        })?,
+        native(lua, |_, args| with_response(args, |_| ()))?,
     )?;
     native_tbl.set(
         "res_close",
         native(lua, |_, args| {
             with::<ServerExchange, _>(args, |h| {
-                h.request
-                    .guard
-                    .exchange()
-                    .close()
-                    .map_err(|Closed| closed_file())?;
+                let exchange = h.request.guard.exchange();
+                exchange.close().map_err(|Closed| closed_file())?;
                 Ok(nothing())
             })
         })?,
     )?;
-    native_tbl.set(
-        "res_setStatusCode",
-        native(lua, |lua, args| {
-            let a = &args[1..];
-            let code = args::integer(lua, a, 1)?;
-            if !(100..=999).contains(&code) {
-                return Err(args::bad_arg(1, "status code must be between 100 and 999"));
-            }
-            let reason = match a.get(1) {
-                Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
-                _ => None,
-            };
-            if reason.as_deref().is_some_and(|r| !valid_header_value(r)) {
-                return Err(args::bad_arg(2, "reason phrase contains CR, LF or NUL"));
-            }
-            with::<ServerExchange, _>(args, |h| {
-                h.request
-                    .guard
-                    .exchange()
-                    .with_open(|r| {
-                        r.status = code as u16;
-                        if reason.is_some() {
-                            r.reason = reason;
-                        }
-                    })
-                    .map_err(|Closed| closed_file())?;
-                Ok(nothing())
-            })
-        })?,
-    )?;
-    native_tbl.set(
-        "res_setResponseHeader",
-        native(lua, |lua, args| {
-            let a = &args[1..];
-            let name = args::bytes(lua, a, 1)?;
-            let value = args::bytes(lua, a, 2)?;
-            if !valid_header_name(&name) {
-                return Err(args::bad_arg(1, "invalid header name"));
-            }
-            if !valid_header_value(&value) {
-                return Err(args::bad_arg(2, "header value contains CR, LF or NUL"));
-            }
-            let name = String::from_utf8_lossy(&name).into_owned();
-            with::<ServerExchange, _>(args, |h| {
-                h.request
-                    .guard
-                    .exchange()
-                    .with_open(|r| {
-                        match r
-                            .headers
-                            .iter_mut()
-                            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
-                        {
-                            Some((_, v)) => *v = value,
-                            None => r.headers.push((name, value)),
-                        }
-                    })
-                    .map_err(|Closed| closed_file())?;
-                Ok(nothing())
-            })
-        })?,
-    )?;
+    native_tbl.set("res_setStatusCode", native(lua, set_status_code)?)?;
+    native_tbl.set("res_setResponseHeader", native(lua, set_response_header)?)?;
 
     // Client response handle.
     install_reads::<ClientHandle>(lua, native_tbl, "cres")?;

@@ -49,10 +49,16 @@ impl Server {
     /// Starts `ccserve --bind 127.0.0.1 [extra...] SCRIPT` and waits for `LISTENING <port>`.
     pub fn start(source: &str, extra: &[&str]) -> Server {
         let mut server = Server::spawn(source, extra, &[]);
-        let line = server
-            .line_starting("LISTENING ", WAIT)
-            .unwrap_or_else(|| panic!("script did not print LISTENING; stderr:\n{}", server.stderr()));
-        server.port = line["LISTENING ".len()..].trim().parse().expect("port number");
+        let line = server.line_starting("LISTENING ", WAIT).unwrap_or_else(|| {
+            panic!(
+                "script did not print LISTENING; stderr:\n{}",
+                server.stderr()
+            )
+        });
+        server.port = line["LISTENING ".len()..]
+            .trim()
+            .parse()
+            .expect("port number");
         server
     }
 
@@ -62,7 +68,9 @@ impl Server {
         let mut cmd = Command::new(bin());
         cmd.arg("--bind").arg("127.0.0.1");
         cmd.args(extra).arg(&path).args(script_args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start ccserve");
         let stdout = child.stdout.take().expect("stdout");
         let stderr_pipe = child.stderr.take().expect("stderr");
@@ -85,7 +93,12 @@ impl Server {
                 buf.clear();
             }
         });
-        Server { child, port: 0, lines, stderr }
+        Server {
+            child,
+            port: 0,
+            lines,
+            stderr,
+        }
     }
 
     /// The listening address.
@@ -219,7 +232,12 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Option<Response
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.to_string(), v.trim().to_string()))
         .collect();
-    let mut resp = Response { status_line, status, headers, body: Vec::new() };
+    let mut resp = Response {
+        status_line,
+        status,
+        headers,
+        body: Vec::new(),
+    };
     if head_only || (100..200).contains(&status) || status == 204 || status == 304 {
         return Some(resp);
     }
@@ -234,7 +252,9 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Option<Response
     {
         panic!("ccserve never sends chunked responses");
     } else {
-        stream.read_to_end(&mut resp.body).expect("response body to EOF");
+        stream
+            .read_to_end(&mut resp.body)
+            .expect("response body to EOF");
     }
     Some(resp)
 }
@@ -267,7 +287,10 @@ pub fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
                     return false;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 return false
             }
             Err(_) => return true,
