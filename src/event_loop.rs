@@ -125,6 +125,12 @@ impl Scheduler {
         None
     }
 
+    /// Whether [`next`](Self::next) would have to wait: nothing is queued, due or arrived.
+    pub fn is_idle(&mut self) -> bool {
+        self.collect();
+        self.queue.is_empty()
+    }
+
     /// Takes the next event, blocking until there is one.
     pub fn next(&mut self) -> Queued {
         loop {

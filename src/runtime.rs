@@ -1,11 +1,11 @@
 //! [`Runtime`]: one Lua VM with the CraftOS APIs installed, running one script to completion.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
@@ -20,6 +20,9 @@ use crate::http::listener::ResponseTracker;
 
 /// How long the runtime waits, after the script ends, for owed responses to be written.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Least time between two idle-time garbage collections.
+const GC_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A Lua VM with the CraftOS APIs, ready to run a script.
 ///
@@ -37,6 +40,7 @@ pub struct Runtime {
     api: Api,
     traceback: Function,
     ran: bool,
+    last_gc: Instant,
 }
 
 impl Runtime {
@@ -61,6 +65,7 @@ impl Runtime {
             sender,
             listeners: Rc::new(RefCell::new(HashMap::new())),
             tracker: Arc::new(ResponseTracker::default()),
+            open_responses: Rc::new(Cell::new(0)),
         };
         let api = api::install(&lua, &ctx)?;
         let traceback: Function = lua
@@ -73,6 +78,7 @@ impl Runtime {
             api,
             traceback,
             ran: false,
+            last_gc: Instant::now(),
         })
     }
 
@@ -155,6 +161,7 @@ impl Runtime {
                 _ => None,
             };
             resume = loop {
+                self.collect_forgotten_handles();
                 let ev = self.ctx.scheduler.borrow_mut().next();
                 let accepted = match &filter {
                     None => true,
@@ -165,6 +172,22 @@ impl Runtime {
                 }
                 discard(ev);
             };
+        }
+    }
+
+    /// If the loop is about to wait while the script holds open responses, collects garbage
+    /// (at most every [`GC_INTERVAL`]) so handles the script dropped are answered `500` now
+    /// rather than at the response timeout.
+    fn collect_forgotten_handles(&mut self) {
+        if self.ctx.open_responses.get() == 0 || self.last_gc.elapsed() < GC_INTERVAL {
+            return;
+        }
+        if !self.ctx.scheduler.borrow_mut().is_idle() {
+            return;
+        }
+        self.last_gc = Instant::now();
+        if let Err(e) = self.lua.gc_collect() {
+            log::warn!("garbage collection failed: {e}");
         }
     }
 

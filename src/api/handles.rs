@@ -5,6 +5,9 @@
 //! with the handle's userdata: a [`ServerExchange`] for `http_request`'s `req`/`res` pair, a
 //! [`ClientHandle`] for `http.get`'s result.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use mlua::{AnyUserData, Lua, MultiValue, Table, Value};
 
 use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
@@ -74,13 +77,28 @@ impl BodyCursor {
 pub struct ServerExchange {
     request: IncomingRequest,
     body: BodyCursor,
+    /// Counts responses delivered to the script and not yet closed by it (see
+    /// [`Context::open_responses`](super::Context)); this one is counted until it is closed or
+    /// collected.
+    open_responses: Option<Rc<Cell<usize>>>,
 }
 
 impl ServerExchange {
-    /// Wraps a request that arrived.
-    pub fn new(mut request: IncomingRequest) -> ServerExchange {
+    /// Wraps a request that arrived, counting it in `open_responses` until it is closed.
+    pub fn new(mut request: IncomingRequest, open_responses: Rc<Cell<usize>>) -> ServerExchange {
         let body = BodyCursor::new(std::mem::take(&mut request.body));
-        ServerExchange { request, body }
+        open_responses.set(open_responses.get() + 1);
+        ServerExchange {
+            request,
+            body,
+            open_responses: Some(open_responses),
+        }
+    }
+
+    fn uncount(&mut self) {
+        if let Some(count) = self.open_responses.take() {
+            count.set(count.get() - 1);
+        }
     }
 
     /// Request methods fail once the response is closed, as in CraftOS-PC (they share a flag).
@@ -89,6 +107,12 @@ impl ServerExchange {
             return Err(closed_file());
         }
         Ok(self)
+    }
+}
+
+impl Drop for ServerExchange {
+    fn drop(&mut self) {
+        self.uncount();
     }
 }
 
@@ -329,6 +353,7 @@ pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
             with::<ServerExchange, _>(args, |h| {
                 let exchange = h.request.guard.exchange();
                 exchange.close().map_err(|Closed| closed_file())?;
+                h.uncount();
                 Ok(nothing())
             })
         })?,

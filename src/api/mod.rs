@@ -8,7 +8,7 @@ pub mod handles;
 pub mod http;
 pub mod os;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -39,10 +39,14 @@ pub struct Context {
     pub listeners: Rc<RefCell<HashMap<u16, Listener>>>,
     /// Responses owed to clients.
     pub tracker: Arc<ResponseTracker>,
+    /// Responses handed to the script and not yet closed by it. While there are some, the event
+    /// loop collects garbage when idle, so a forgotten handle is answered promptly.
+    pub open_responses: Rc<Cell<usize>>,
 }
 
 /// The installed APIs: what the event loop needs to build event values.
 pub struct Api {
+    open_responses: Rc<Cell<usize>>,
     make_server_handles: Function,
     make_client_handle: Function,
 }
@@ -68,6 +72,7 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
         .set_name("=ccserve/http.lua")
         .call((native, support))?;
     Ok(Api {
+        open_responses: ctx.open_responses.clone(),
         make_server_handles: factories.get("server")?,
         make_client_handle: factories.get("client")?,
     })
@@ -99,7 +104,10 @@ impl Api {
             }
             Queued::Native(Event::HttpRequest(request)) => {
                 let port = request.port;
-                let ud = lua.create_any_userdata(ServerExchange::new(*request))?;
+                let ud = lua.create_any_userdata(ServerExchange::new(
+                    *request,
+                    self.open_responses.clone(),
+                ))?;
                 let (req, res): (Table, Table) = self.make_server_handles.call(ud)?;
                 out.push(s(b"http_request")?);
                 out.push(Value::Integer(port as i64));
