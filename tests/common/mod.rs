@@ -298,11 +298,18 @@ pub fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
     }
 }
 
-/// A script serving `port 0` with a Lua request handler body (`req`, `res` in scope), announcing
-/// its port. The handler runs inside `http.listen`.
+/// A script serving an OS-chosen port with a Lua request handler body (`req`, `res` in scope)
+/// inside `http.listen`. It prints `LISTENING <port>` once the port is bound (by wrapping
+/// `http.addListener` for that one call), so a test never connects before the listener exists.
 pub fn listen_script(handler: &str) -> String {
     format!(
-        "local port = http.addListener(0)\nprint('LISTENING ' .. port)\nhttp.removeListener(port)\n\
-         http.listen(port, function(req, res)\n{handler}\nend)\n"
+        "local add = http.addListener\n\
+         http.addListener = function(p)\n\
+           local bound = add(p)\n\
+           http.addListener = add\n\
+           print('LISTENING ' .. bound)\n\
+           return bound\n\
+         end\n\
+         http.listen(0, function(req, res)\n{handler}\nend)\n"
     )
 }
