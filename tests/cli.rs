@@ -7,129 +7,13 @@
 mod common;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::WAIT;
+use common::{Server, WAIT};
 
-/// A running `ccserve` process: stdout line by line, stderr as a whole once closed.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Proc {
-    /// Runs `ccserve ARGS...` exactly as given (no implicit flags).
-    fn run(args: &[OsString]) -> Proc {
-        let mut child = Command::new(common::bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ccserve");
-        let (line_tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (err_tx, stderr) = mpsc::channel();
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = pipe.read_to_end(&mut all);
-            let _ = err_tx.send(String::from_utf8_lossy(&all).into_owned());
-        });
-        Proc {
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    /// Runs `source` as a script (bound to 127.0.0.1) with `script_args`.
-    fn script(source: &str, script_args: &[&str]) -> Proc {
-        let mut args: Vec<OsString> = vec!["--bind".into(), "127.0.0.1".into()];
-        args.push(common::script_file(source).into());
-        args.extend(script_args.iter().map(OsString::from));
-        Proc::run(&args)
-    }
-
-    /// Waits for a stdout line equal to `want`, failing on anything else first.
-    fn expect_line(&self, want: &str) {
-        match self.lines.recv_timeout(WAIT) {
-            Ok(line) => assert_eq!(line, want),
-            Err(e) => panic!("waiting for stdout line {want:?}: {e}"),
-        }
-    }
-
-    /// All remaining stdout lines (call after the process exited).
-    fn rest_of_stdout(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        // Ends when the reader thread hits EOF and drops its sender.
-        while let Ok(line) = self.lines.recv_timeout(WAIT) {
-            out.push(line);
-            if out.len() > 10_000 {
-                break;
-            }
-        }
-        out
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            // std has no blocking wait-with-timeout for a child; poll its status.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Exit status within `WAIT`, or a failure naming what was on stderr.
-    fn exit_code(&mut self) -> Option<i32> {
-        match self.wait_exit(WAIT) {
-            Some(status) => status.code(),
-            None => panic!("ccserve did not exit within {WAIT:?}"),
-        }
-    }
-
-    /// Everything written to stderr, once the pipe is closed.
-    fn stderr(&self) -> String {
-        self.stderr.recv_timeout(WAIT).expect("stderr closed")
-    }
-
-    fn interrupt(&self) {
-        let status = Command::new("kill")
-            .arg("-INT")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -INT failed");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn os(args: &[&str]) -> Vec<OsString> {
-    args.iter().map(OsString::from).collect()
+/// Runs `source` as a script (bound to 127.0.0.1) with `script_args`.
+fn script(source: &str, script_args: &[&str]) -> Server {
+    Server::spawn(source, &[], script_args)
 }
 
 /// Asserts `stderr` is exactly one non-empty line.
@@ -149,7 +33,7 @@ fn assert_one_line(stderr: &str) {
 
 #[test]
 fn version_flag_prints_version_and_exits_0() {
-    let mut p = Proc::run(&os(&["--version"]));
+    let mut p = Server::spawn_exact(&["--version"]);
     assert_eq!(p.exit_code(), Some(0));
     let out = p.rest_of_stdout();
     assert_eq!(
@@ -161,7 +45,7 @@ fn version_flag_prints_version_and_exits_0() {
 
 #[test]
 fn help_flag_prints_usage_and_exits_0() {
-    let mut p = Proc::run(&os(&["--help"]));
+    let mut p = Server::spawn_exact(&["--help"]);
     assert_eq!(p.exit_code(), Some(0));
     let out = p.rest_of_stdout().join("\n");
     assert!(out.contains("Usage: ccserve"), "stdout: {out}");
@@ -176,15 +60,15 @@ fn help_flag_prints_usage_and_exits_0() {
     ] {
         assert!(out.contains(flag), "--help does not mention {flag}");
     }
-    assert_eq!(p.stderr(), "");
+    assert_eq!(p.stderr_when_closed(), "");
 }
 
 #[test]
 fn unknown_flag_is_a_one_line_usage_error_with_status_2() {
     let script = common::script_file("print('should not run')");
-    let mut p = Proc::run(&[OsString::from("--no-such-flag"), script.into()]);
+    let mut p = Server::spawn_exact(&[OsString::from("--no-such-flag"), script.into()]);
     assert_eq!(p.exit_code(), Some(2));
-    let stderr = p.stderr();
+    let stderr = p.stderr_when_closed();
     assert_one_line(&stderr);
     assert!(stderr.contains("--no-such-flag"), "stderr: {stderr}");
     assert!(p.rest_of_stdout().is_empty(), "the script ran");
@@ -192,22 +76,22 @@ fn unknown_flag_is_a_one_line_usage_error_with_status_2() {
 
 #[test]
 fn missing_script_is_a_one_line_usage_error_with_status_2() {
-    let mut none = Proc::run(&[]);
+    let mut none = Server::spawn_exact::<&str>(&[]);
     assert_eq!(none.exit_code(), Some(2));
-    assert_one_line(&none.stderr());
+    assert_one_line(&none.stderr_when_closed());
 
-    let mut absent = Proc::run(&os(&["/nonexistent/dir/no-such-script.lua"]));
+    let mut absent = Server::spawn_exact(&["/nonexistent/dir/no-such-script.lua"]);
     assert_eq!(absent.exit_code(), Some(2));
-    let stderr = absent.stderr();
+    let stderr = absent.stderr_when_closed();
     assert_one_line(&stderr);
     assert!(stderr.contains("no-such-script.lua"), "stderr: {stderr}");
 }
 
 #[test]
 fn syntax_error_exits_1_with_the_message() {
-    let mut p = Proc::script("print('before')\nlocal x = = 1\n", &[]);
+    let mut p = script("print('before')\nlocal x = = 1\n", &[]);
     assert_eq!(p.exit_code(), Some(1));
-    let stderr = p.stderr();
+    let stderr = p.stderr_when_closed();
     assert!(
         stderr.contains(":2:") && stderr.contains("unexpected symbol near '='"),
         "stderr: {stderr}"
@@ -220,7 +104,7 @@ fn syntax_error_exits_1_with_the_message() {
 
 #[test]
 fn script_arguments_reach_dots_and_arg() {
-    let mut p = Proc::script(
+    let mut p = script(
         "local n = select('#', ...)\n\
          print('N ' .. n)\n\
          for i = 1, n do print('DOT ' .. i .. ' [' .. select(i, ...) .. ']') end\n\
@@ -229,7 +113,7 @@ fn script_arguments_reach_dots_and_arg() {
          print('ARG0 ' .. type(arg[0]))\n",
         &["one", "two words", "--looks-like-a-flag", ""],
     );
-    assert_eq!(p.exit_code(), Some(0), "stderr: {}", p.stderr());
+    assert_eq!(p.exit_code(), Some(0), "stderr: {}", p.stderr_when_closed());
     assert_eq!(
         p.rest_of_stdout(),
         [
@@ -250,16 +134,16 @@ fn script_arguments_reach_dots_and_arg() {
 
 #[test]
 fn script_that_returns_exits_0() {
-    let mut p = Proc::script("print('done')", &[]);
+    let mut p = script("print('done')", &[]);
     assert_eq!(p.exit_code(), Some(0));
     assert_eq!(p.rest_of_stdout(), ["done"]);
 }
 
 #[test]
 fn uncaught_runtime_error_exits_1_with_message_and_traceback() {
-    let mut p = Proc::script("local function f() error('kaboom') end\nf()\n", &[]);
+    let mut p = script("local function f() error('kaboom') end\nf()\n", &[]);
     assert_eq!(p.exit_code(), Some(1));
-    let stderr = p.stderr();
+    let stderr = p.stderr_when_closed();
     assert!(stderr.contains("kaboom"), "stderr: {stderr}");
     assert!(stderr.contains("stack traceback"), "stderr: {stderr}");
 }
@@ -270,14 +154,14 @@ fn uncaught_runtime_error_exits_1_with_message_and_traceback() {
 
 #[test]
 fn sigint_terminates_a_script_blocked_in_pull_event_with_status_130() {
-    let mut p = Proc::script(
+    let mut p = script(
         "print('READY')\nos.pullEvent()\nprint('NOT REACHED')\n",
         &[],
     );
     p.expect_line("READY");
-    p.interrupt();
+    assert!(p.signal("INT"), "kill -INT failed");
     assert_eq!(p.exit_code(), Some(130));
-    let stderr = p.stderr();
+    let stderr = p.stderr_when_closed();
     assert!(
         stderr.lines().any(|l| l.trim() == "Terminated"),
         "stderr: {stderr:?}"
@@ -287,7 +171,7 @@ fn sigint_terminates_a_script_blocked_in_pull_event_with_status_130() {
 
 #[test]
 fn pull_event_raw_sees_terminate_and_a_second_sigint_exits_at_once() {
-    let mut p = Proc::script(
+    let mut p = script(
         "print('READY')\n\
          local ev = os.pullEventRaw()\n\
          print('EVENT ' .. tostring(ev))\n\
@@ -299,12 +183,12 @@ fn pull_event_raw_sees_terminate_and_a_second_sigint_exits_at_once() {
         &[],
     );
     p.expect_line("READY");
-    p.interrupt();
+    assert!(p.signal("INT"), "kill -INT failed");
     p.expect_line("EVENT terminate");
     p.expect_line("ALIVE still_alive 42");
     p.expect_line("WAITING");
     let t = Instant::now();
-    p.interrupt();
+    assert!(p.signal("INT"), "kill -INT failed");
     let status = p.wait_exit(WAIT).expect("second SIGINT ends the process");
     let elapsed = t.elapsed();
     println!("second SIGINT: exited after {elapsed:?}");

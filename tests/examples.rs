@@ -4,53 +4,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
+use std::process::Command;
 
-use common::{connect, read_response, WAIT};
-
-/// A running example; killed on drop.
-struct Example {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{connect, read_response, Server, WAIT};
 
 /// Starts `examples/NAME` with port argument 0 and waits for its listener to be bound.
-fn start(name: &str) -> Example {
-    let mut child = Command::new(common::bin())
-        .args(["-v", "--bind", "127.0.0.1"])
-        .arg(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR")))
-        .arg("0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ccserve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let port = rest.rsplit(':').next().and_then(|p| p.trim().parse().ok());
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(WAIT)
-        .ok()
-        .flatten()
+fn start(name: &str) -> Server {
+    let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut ex = Server::spawn_exact(&["-v", "--bind", "127.0.0.1", &path, "0"]);
+    ex.port = ex
+        .stderr_line_containing("listening on http://", WAIT)
+        .and_then(|line| {
+            let rest = line.split("listening on http://").nth(1)?;
+            rest.rsplit(':').next().and_then(|p| p.trim().parse().ok())
+        })
         .unwrap_or_else(|| panic!("{name} did not start listening"));
-    Example { child, port }
+    ex
 }
 
 fn request(port: u16, raw: &str) -> common::Response {

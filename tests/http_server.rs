@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -664,88 +662,9 @@ fn status_line_reason_phrases_and_default_headers() {
 // Script failures, unclosed responses, filtered events
 // ---------------------------------------------------------------------------------------------
 
-/// A `ccserve` process whose whole stderr can be collected once it exits.
-struct Proc {
-    child: Child,
-    port: u16,
-    stderr: Receiver<String>,
-    _lines: Receiver<String>,
-}
-
-impl Proc {
-    fn start(source: &str) -> Proc {
-        let path = common::script_file(source);
-        let mut child = Command::new(common::bin())
-            .args(["--bind", "127.0.0.1"])
-            .arg(&path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ccserve");
-        let (line_tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (err_tx, stderr) = mpsc::channel();
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = pipe.read_to_end(&mut all);
-            let _ = err_tx.send(String::from_utf8_lossy(&all).into_owned());
-        });
-        let deadline = Instant::now() + WAIT;
-        let port = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).expect("script printed LISTENING");
-            if let Some(p) = line.strip_prefix("LISTENING ") {
-                break p.trim().parse().expect("port");
-            }
-        };
-        Proc {
-            child,
-            port,
-            stderr,
-            _lines: lines,
-        }
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            // std has no blocking wait-with-timeout for a child; poll its status.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Everything written to stderr, once the pipe is closed.
-    fn stderr(&self) -> String {
-        self.stderr.recv_timeout(WAIT).expect("stderr closed")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn callback_error_answers_500_and_exits_1_with_traceback() {
-    let mut proc = Proc::start(&common::listen_script("error('boom')"));
+    let mut proc = Server::start(&common::listen_script("error('boom')"), &[]);
     let t = Instant::now();
     let resp = get(proc.port, "/explode");
     println!(
@@ -756,7 +675,7 @@ fn callback_error_answers_500_and_exits_1_with_traceback() {
     assert_eq!(resp.status, 500, "status line {:?}", resp.status_line);
     let status = proc.wait_exit(WAIT).expect("process exited");
     assert_eq!(status.code(), Some(1));
-    let stderr = proc.stderr();
+    let stderr = proc.stderr_when_closed();
     assert!(stderr.contains("boom"), "stderr: {stderr}");
     assert!(stderr.contains("stack traceback"), "stderr: {stderr}");
 }

@@ -6,13 +6,14 @@
 
 #![allow(dead_code)]
 
+use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Generous bound for anything a loaded 2-core machine should do quickly.
@@ -42,7 +43,41 @@ pub struct Server {
     /// The port the script printed with `LISTENING <port>` (0 if it printed none).
     pub port: u16,
     lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<Stderr>,
+}
+
+/// What the process wrote to stderr so far, and whether it has closed the pipe.
+#[derive(Default)]
+struct Stderr {
+    state: Mutex<StderrState>,
+    /// Notified on every line added and when the pipe closes.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct StderrState {
+    text: String,
+    closed: bool,
+}
+
+impl Stderr {
+    /// Waits until `done(state)` holds, the pipe closes, or `timeout` passes; returns the state.
+    fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&StderrState) -> bool,
+    ) -> MutexGuard<'_, StderrState> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock().unwrap();
+        while !done(&state) && !state.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self.changed.wait_timeout(state, left).unwrap().0;
+        }
+        state
+    }
 }
 
 impl Server {
@@ -64,14 +99,22 @@ impl Server {
 
     /// Starts the binary without waiting for anything. `script_args` follow the script path.
     pub fn spawn(source: &str, extra: &[&str], script_args: &[&str]) -> Server {
-        let path = script_file(source);
-        let mut cmd = Command::new(bin());
-        cmd.arg("--bind").arg("127.0.0.1");
-        cmd.args(extra).arg(&path).args(script_args);
-        cmd.stdin(Stdio::null())
+        let mut args: Vec<OsString> = vec!["--bind".into(), "127.0.0.1".into()];
+        args.extend(extra.iter().map(OsString::from));
+        args.push(script_file(source).into());
+        args.extend(script_args.iter().map(OsString::from));
+        Server::spawn_exact(&args)
+    }
+
+    /// Starts `ccserve ARGS...` exactly as given (no implicit flags), without waiting.
+    pub fn spawn_exact<S: AsRef<OsStr>>(args: &[S]) -> Server {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start ccserve");
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ccserve");
         let stdout = child.stdout.take().expect("stdout");
         let stderr_pipe = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();
@@ -83,15 +126,23 @@ impl Server {
                 }
             }
         });
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Stderr::default());
         let sink = stderr.clone();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stderr_pipe);
-            let mut buf = String::new();
-            while reader.read_line(&mut buf).map(|n| n > 0).unwrap_or(false) {
-                sink.lock().unwrap().push_str(&buf);
+            let mut buf = Vec::new();
+            while reader
+                .read_until(b'\n', &mut buf)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                let mut state = sink.state.lock().unwrap();
+                state.text.push_str(&String::from_utf8_lossy(&buf));
+                sink.changed.notify_all();
                 buf.clear();
             }
+            sink.state.lock().unwrap().closed = true;
+            sink.changed.notify_all();
         });
         Server {
             child,
@@ -126,9 +177,54 @@ impl Server {
         }
     }
 
+    /// Waits for a stdout line equal to `want`, failing on anything else first.
+    pub fn expect_line(&self, want: &str) {
+        match self.lines.recv_timeout(WAIT) {
+            Ok(line) => assert_eq!(line, want),
+            Err(e) => panic!("waiting for stdout line {want:?}: {e}"),
+        }
+    }
+
+    /// All remaining stdout lines (call after the process exited).
+    pub fn rest_of_stdout(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        // Ends when the reader thread hits EOF and drops its sender.
+        while let Ok(line) = self.lines.recv_timeout(WAIT) {
+            out.push(line);
+            if out.len() > 10_000 {
+                break;
+            }
+        }
+        out
+    }
+
     /// Everything the process wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.stderr.state.lock().unwrap().text.clone()
+    }
+
+    /// Everything the process wrote to stderr, once it closed the pipe (waits at most `WAIT`).
+    pub fn stderr_when_closed(&self) -> String {
+        let state = self.stderr.wait_until(WAIT, |_| false);
+        assert!(
+            state.closed,
+            "stderr not closed within {WAIT:?}; so far:\n{}",
+            state.text
+        );
+        state.text.clone()
+    }
+
+    /// The first stderr line containing `needle`, waiting at most `timeout` (`None` if stderr
+    /// closed or the time ran out without one).
+    pub fn stderr_line_containing(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let find = |state: &StderrState| {
+            state
+                .text
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_string)
+        };
+        find(&self.stderr.wait_until(timeout, |s| find(s).is_some()))
     }
 
     /// Waits for the process to exit by itself, at most `timeout`.
@@ -146,20 +242,34 @@ impl Server {
         }
     }
 
+    /// The exit code within `WAIT` (`None` if killed by a signal); fails if it does not exit.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        match self.wait_exit(WAIT) {
+            Some(status) => status.code(),
+            None => panic!(
+                "ccserve did not exit within {WAIT:?}; stderr so far:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
     /// Sends SIGINT (Ctrl+C) to the process.
     pub fn interrupt(&self) {
-        let _ = Command::new("kill")
-            .arg("-INT")
-            .arg(self.child.id().to_string())
-            .status();
+        self.signal("INT");
     }
 
     /// Sends SIGTERM to the process.
     pub fn terminate(&self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
+        self.signal("TERM");
+    }
+
+    /// Sends signal `name` (e.g. `INT`) with `kill`; whether `kill` reported success.
+    pub fn signal(&self, name: &str) -> bool {
+        Command::new("kill")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
-            .status();
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 
