@@ -66,7 +66,7 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
         .call::<()>((native.clone(), support.clone()))?;
     lua.load(PARALLEL_LUA)
         .set_name("=ccserve/parallel.lua")
-        .call::<()>(support.clone())?;
+        .call::<()>(())?;
     let factories: Table = lua
         .load(HTTP_LUA)
         .set_name("=ccserve/http.lua")

@@ -1,13 +1,14 @@
 -- The `parallel` API: run functions as coroutines side by side, each receiving the events its
 -- own `os.pullEvent` filter asks for, as CraftOS's parallel API does.
-local support = ...
-local expect = support.expect
-
 local function run(functions, wait_for_all)
     local routines, filters = {}, {}
-    for i = 1, #functions do
-        expect(i, functions[i], "function")
-        routines[i] = coroutine.create(functions[i])
+    for i = 1, functions.n do
+        local fn = functions[i]
+        if type(fn) ~= "function" then
+            -- CraftOS's wording: no function name, blamed on the caller of waitForAny/All.
+            error("bad argument #" .. i .. " (function expected, got " .. type(fn) .. ")", 3)
+        end
+        routines[i] = coroutine.create(fn)
     end
     local alive = #routines
     local event = { n = 0 }
@@ -33,7 +34,8 @@ parallel = {}
 
 --- Runs the functions until any one of them returns; returns its index.
 function parallel.waitForAny(...)
-    return run(table.pack(...), false)
+    local index = run(table.pack(...), false) -- not a tail call: errors blame our caller
+    return index
 end
 
 --- Runs the functions until all of them have returned.
