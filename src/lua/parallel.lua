@@ -11,6 +11,7 @@ local function run(functions, wait_for_all)
         routines[i] = coroutine.create(fn)
     end
     local alive = #routines
+    if alive == 0 then return 0 end
     local event = { n = 0 }
     while true do
         for i = 1, #routines do
@@ -38,7 +39,8 @@ function parallel.waitForAny(...)
     return index
 end
 
---- Runs the functions until all of them have returned.
+--- Runs the functions until all of them have returned; returns the index of the last one.
 function parallel.waitForAll(...)
-    run(table.pack(...), true)
+    local index = run(table.pack(...), true)
+    return index
 end
