@@ -806,6 +806,81 @@ fn remove_listener_frees_the_port_and_add_listener_rebinds_it() {
     assert_eq!(get(main, "/b").text(), "main /b");
 }
 
+/// A control listener (the announced port) and a main listener: `/remove` on the control port
+/// removes the main listener and prints `REMOVED`.
+const CONTROLLED_MAIN: &str = "local ctl = http.addListener(0)\n\
+     local main = http.addListener(0)\n\
+     print('LISTENING ' .. ctl)\n\
+     print('MAIN ' .. main)\n\
+     local held = {}\n\
+     while true do\n\
+       local _, port, req, res = os.pullEvent('http_request')\n\
+       if port == ctl then\n\
+         http.removeListener(main)\n\
+         res.write('removed')\n\
+         res.close()\n\
+         print('REMOVED')\n\
+       elseif req.getURL() == '/hold' then\n\
+         held[#held + 1] = res -- never closed, never collected\n\
+         print('HOLDING')\n\
+       else\n\
+         res.write('main ' .. req.getURL())\n\
+         res.close()\n\
+       end\n\
+     end\n";
+
+fn main_port(server: &Server) -> u16 {
+    server
+        .line_starting("MAIN ", WAIT)
+        .expect("MAIN line")
+        .trim_start_matches("MAIN ")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn keep_alive_connection_outliving_its_listener_gets_503_and_close() {
+    let server = Server::start(CONTROLLED_MAIN, &[]);
+    let main = main_port(&server);
+    let mut conn = connect(main);
+    conn.write_all(keep_alive_get("/a").as_bytes()).unwrap();
+    let first = read_one(&mut conn);
+    assert_eq!(first.text(), "main /a");
+    assert_eq!(first.header("connection"), Some("keep-alive"));
+
+    assert_eq!(get(server.port, "/remove").text(), "removed");
+    server.line_starting("REMOVED", WAIT).expect("REMOVED line");
+    assert_refused(main);
+
+    // The old connection is still open: its next request is answered, not left hanging.
+    conn.write_all(keep_alive_get("/b").as_bytes()).unwrap();
+    let second = read_one(&mut conn);
+    assert_eq!(second.status, 503, "{}", second.status_line);
+    assert_eq!(second.header("connection"), Some("close"));
+    assert!(closed_within(&mut conn, WAIT), "connection left open");
+}
+
+#[test]
+fn request_in_flight_when_its_listener_is_removed_is_answered_500() {
+    let server = Server::start(CONTROLLED_MAIN, &[]);
+    let main = main_port(&server);
+    let mut conn = connect(main);
+    conn.write_all(keep_alive_get("/hold").as_bytes()).unwrap();
+    server.line_starting("HOLDING", WAIT).expect("HOLDING line");
+
+    let started = Instant::now();
+    assert_eq!(get(server.port, "/remove").text(), "removed");
+    let resp = read_one(&mut conn);
+    assert_eq!(resp.status, 500, "{}", resp.status_line);
+    // Well before the 15 s response timeout: the removal answered it.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(closed_within(&mut conn, WAIT), "connection left open");
+}
+
 #[test]
 fn add_listener_on_a_port_bound_elsewhere_raises_could_not_open_server() {
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
