@@ -389,12 +389,33 @@ t.test("terminate reaches a filtered coroutine inside parallel", function()
     t.eq(got, "terminate", "event")
 end)
 
--- CraftOS-PC's ROM parallel.lua (CC: Tweaked's) checks every argument up to select("#", ...)
--- and words the error "function expected", without a function name.
-t.test("parallel rejects non-functions with CC's error wording", function()
-    t.raises("bad argument #1 (function expected, got string)", parallel.waitForAny, "x")
-    t.raises("bad argument #2 (function expected, got number)", parallel.waitForAny, function() end, 2)
-    t.raises("bad argument #2 (function expected, got nil)", parallel.waitForAll, function() end, nil)
+-- CraftOS-PC's ROM parallel API checks every argument up to select("#", ...) and words the error
+-- "expected function, got T" (newer CC: Tweaked says "function expected"; we follow CraftOS-PC),
+-- blaming the caller of waitForAny/waitForAll.
+t.test("parallel rejects non-functions with CraftOS-PC's error wording", function()
+    t.raises("bad argument #1 (expected function, got string)", parallel.waitForAny, "x")
+    t.raises("bad argument #2 (expected function, got number)", parallel.waitForAny, function() end, 2)
+    t.raises("bad argument #2 (expected function, got nil)", parallel.waitForAll, function() end, nil)
+end)
+
+t.test("parallel's argument error blames the caller's line", function()
+    t.raises_match("os_events%.lua:%d+: bad argument #1 %(expected function, got string%)$", function()
+        parallel.waitForAny("x")
+    end)
+end)
+
+t.test("parallel with no functions returns 0 at once", function()
+    t.eq(parallel.waitForAny(), 0, "waitForAny()")
+    t.eq(parallel.waitForAll(), 0, "waitForAll()")
+end)
+
+t.test("parallel.waitForAll returns the index of the function that finished last", function()
+    local idx = parallel.waitForAll(
+        function() os.pullEvent("last_one") end,
+        function() os.queueEvent("last_one") end,
+        function() end
+    )
+    t.eq(idx, 1, "index")
 end)
 
 -- Script arguments --------------------------------------------------------------------------

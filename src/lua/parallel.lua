@@ -5,8 +5,9 @@ local function run(functions, wait_for_all)
     for i = 1, functions.n do
         local fn = functions[i]
         if type(fn) ~= "function" then
-            -- CraftOS's wording: no function name, blamed on the caller of waitForAny/All.
-            error("bad argument #" .. i .. " (function expected, got " .. type(fn) .. ")", 3)
+            -- CraftOS-PC's wording (its ROM says "expected function"), no function name,
+            -- blamed on the caller of waitForAny/waitForAll.
+            error(("bad argument #%d (expected function, got %s)"):format(i, type(fn)), 3)
         end
         routines[i] = coroutine.create(fn)
     end
