@@ -70,7 +70,7 @@ impl Drop for OwedResponse {
 /// State shared by a listener's accept thread and its connection threads.
 #[derive(Debug)]
 pub struct ListenerShared {
-    /// The port as the script knows it (reported in `http_request`).
+    /// The bound port (reported in `http_request`).
     pub port: u16,
     /// Limits and timeouts.
     pub config: Arc<Config>,
@@ -116,8 +116,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds `config.bind:port` and starts accepting. `key_port` is the port reported to the
-    /// script (the bound port, when `port` is 0).
+    /// Binds `config.bind:port` and starts accepting. Port 0 binds a free port; [`port`]
+    /// (Self::port) tells which, and `http_request` events report it.
     pub fn start(
         port: u16,
         config: Arc<Config>,
