@@ -4,7 +4,7 @@
 //!
 //! # Shape
 //! One thread owns the Lua VM and runs the script as a coroutine, CraftOS style
-//! ([`event_loop`](crate::event_loop)). Every other thread (one per HTTP listener, one per
+//! (`src/event_loop.rs`). Every other thread (one per HTTP listener, one per
 //! connection, one per outgoing request) talks to it only through a bounded channel of events.
 //! Sockets never touch the Lua thread.
 //!
