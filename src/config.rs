@@ -39,6 +39,14 @@ pub struct Config {
     pub event_queue_capacity: usize,
     /// Stack size of connection and client threads. Default 128 KiB.
     pub thread_stack_size: usize,
+    /// Largest WebSocket message received or sent. A client sending a larger one is closed with
+    /// 1009; `send` of a larger one raises `Message is too large`. Default 16 MiB.
+    pub ws_max_message: usize,
+    /// Most clients connected to one WebSocket server; more are closed with 1013. Default 1024.
+    pub ws_max_clients: usize,
+    /// Messages queued for one WebSocket client before it counts as too slow and is closed.
+    /// Default 1024.
+    pub ws_send_queue: usize,
     /// Timeout of one outgoing `http.request` (connect, send, receive). Default 30 s.
     pub client_timeout: Duration,
     /// Largest response body `http.request` accepts. Default 16 MiB.
@@ -61,6 +69,9 @@ impl Default for Config {
             response_timeout: Duration::from_secs(15),
             event_queue_capacity: 1024,
             thread_stack_size: 128 * 1024,
+            ws_max_message: 16 * 1024 * 1024,
+            ws_max_clients: 1024,
+            ws_send_queue: 1024,
             client_timeout: Duration::from_secs(30),
             client_max_download: 16 * 1024 * 1024,
         }

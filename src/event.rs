@@ -12,6 +12,7 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 use crate::error::RuntimeGone;
 use crate::http::client::ClientOutcome;
 use crate::http::exchange::ExchangeGuard;
+use crate::ws::WsEvent;
 
 /// A plain value carried by an event from another thread into Lua.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +84,8 @@ pub(crate) enum Event {
     HttpRequest(Box<IncomingRequest>),
     /// `http_success` / `http_failure`.
     HttpClient(Box<ClientOutcome>),
+    /// A WebSocket connection event (`websocket_server_*`, `websocket_*`).
+    Ws(Box<WsEvent>),
 }
 
 impl Event {
@@ -93,6 +96,7 @@ impl Event {
             Event::Terminate => "terminate",
             Event::HttpRequest(_) => "http_request",
             Event::HttpClient(o) => o.event_name(),
+            Event::Ws(ev) => ev.name(),
         }
     }
 }
@@ -126,6 +130,12 @@ impl EventSender {
     /// Queues a `terminate` event (what Ctrl+C does).
     pub fn terminate(&self) -> Result<(), RuntimeGone> {
         self.tx.send(Event::Terminate).map_err(|_| RuntimeGone)
+    }
+
+    /// Sends a native event, waiting for room as long as it takes (backpressure on the sender's
+    /// socket). Returns false once the runtime is gone.
+    pub(crate) fn send_blocking(&self, ev: Event) -> bool {
+        self.tx.send(ev).is_ok()
     }
 
     /// Sends a native event, waiting at most `timeout` for room. Gives the event back if it could

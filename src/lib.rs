@@ -30,7 +30,9 @@ mod error;
 mod event;
 mod event_loop;
 mod http;
+mod net;
 mod runtime;
+mod ws;
 
 pub use config::Config;
 pub use error::{Error, RuntimeGone};

@@ -66,6 +66,7 @@ impl Runtime {
             listeners: Rc::new(RefCell::new(HashMap::new())),
             tracker: Arc::new(ResponseTracker::default()),
             open_responses: Rc::new(Cell::new(0)),
+            ws_servers: Rc::new(RefCell::new(HashMap::new())),
         };
         let api = api::install(&lua, &ctx)?;
         let traceback: Function = lua
@@ -215,6 +216,8 @@ impl Runtime {
     fn shutdown(&mut self) {
         let listeners: Vec<_> = self.ctx.listeners.borrow_mut().drain().collect();
         drop(listeners);
+        let ws_servers: Vec<_> = self.ctx.ws_servers.borrow_mut().drain().collect();
+        drop(ws_servers);
         self.ctx.scheduler.borrow_mut().close();
         let owed = self.ctx.tracker.wait_idle(DRAIN_TIMEOUT);
         if owed > 0 {

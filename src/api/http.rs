@@ -152,7 +152,7 @@ fn client_request(lua: &Lua, args: &[Value], ctx: &Context) -> NResult<ClientReq
 }
 
 /// The reason a bind failed, worded like CraftOS-PC's (Poco's) messages.
-fn bind_reason(e: &io::Error) -> String {
+pub(crate) fn bind_reason(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::AddrInUse => "Address already in use".into(),
         io::ErrorKind::PermissionDenied => "Permission denied".into(),

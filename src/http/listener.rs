@@ -8,17 +8,18 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use socket2::Socket;
 
 use super::exchange::Exchange;
 use crate::config::Config;
 use crate::event::EventSender;
+use crate::net;
 
 /// Counts responses that are owed to clients, so the runtime can wait for them before exiting.
 #[derive(Debug, Default)]
@@ -124,21 +125,7 @@ impl Listener {
         events: EventSender,
         tracker: Arc<ResponseTracker>,
     ) -> io::Result<Listener> {
-        let addr = SocketAddr::new(config.bind, port);
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        // SO_REUSEADDR lets a port be bound again while old connections sit in TIME_WAIT; unlike
-        // CraftOS-PC we never set SO_REUSEPORT, so a port held by anyone else is refused.
-        socket.set_reuse_address(true)?;
-        if addr.is_ipv6() && addr.ip().is_unspecified() {
-            socket.set_only_v6(false)?;
-        }
-        socket.bind(&addr.into())?;
-        socket.listen(1024)?;
-        let local_addr = socket
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("listener has no IP address"))?;
-        let listener: TcpListener = socket.try_clone()?.into();
+        let (socket, listener, local_addr) = net::bind(SocketAddr::new(config.bind, port))?;
         let shared = Arc::new(ListenerShared {
             port: local_addr.port(),
             config,
@@ -153,7 +140,12 @@ impl Listener {
         let thread = std::thread::Builder::new()
             .name(format!("ccserve-listen-{}", local_addr.port()))
             .stack_size(shared.config.thread_stack_size)
-            .spawn(move || accept_loop(listener, thread_shared))?;
+            .spawn(move || {
+                let what = format!("port {}", thread_shared.port);
+                net::accept_loop(listener, &thread_shared.stopped, &what, |stream| {
+                    super::connection::spawn(stream, thread_shared.clone())
+                })
+            })?;
         log::info!("listening on http://{local_addr}");
         Ok(Listener {
             shared,
@@ -174,7 +166,7 @@ impl Listener {
             return;
         };
         self.shared.stopped.store(true, Ordering::SeqCst);
-        wake_accept(&self.socket, self.local_addr);
+        net::wake_accept(&self.socket, self.local_addr);
         if thread.join().is_err() {
             log::error!("accept thread of port {} panicked", self.local_addr.port());
         }
@@ -196,47 +188,5 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Makes a thread blocked in `accept` on this socket return.
-fn wake_accept(socket: &Socket, addr: SocketAddr) {
-    // On Linux, shutting down a listening socket makes a blocked accept() fail at once.
-    if socket.shutdown(std::net::Shutdown::Both).is_ok() && cfg!(target_os = "linux") {
-        return;
-    }
-    // Elsewhere, connect to ourselves so accept() returns and the thread sees the stop flag.
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let _ = std::net::TcpStream::connect_timeout(
-        &SocketAddr::new(ip, addr.port()),
-        Duration::from_secs(1),
-    );
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<ListenerShared>) {
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if shared.stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                log::debug!("connection from {peer} on port {}", shared.port);
-                super::connection::spawn(stream, shared.clone());
-            }
-            Err(e) => {
-                if shared.stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                // Never let one failed accept end the listener (tiny_http's H6): EMFILE and
-                // friends clear up when other connections close. Back off briefly so a persistent
-                // error does not spin.
-                log::warn!("accept on port {} failed: {e}", shared.port);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
     }
 }

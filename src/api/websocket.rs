@@ -1,0 +1,189 @@
+//! The native half of the WebSocket API: servers (`http.websocketServer`), client connections
+//! (`http.websocket`), and the handle methods. The Lua half is `lua/websocket.lua`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use mlua::{Lua, Table, Value};
+
+use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
+use super::Context;
+use crate::ws::client;
+use crate::ws::connection::{Link, SendError};
+use crate::ws::server::WsServer;
+
+/// Open WebSocket servers by port, with a generation so a handle only ever closes its own server.
+pub type WsServers = Rc<RefCell<HashMap<u16, (u64, WsServer)>>>;
+
+/// The userdata behind a server handle. Collecting it closes the server, as in CraftOS-PC.
+pub struct ServerHandle {
+    port: u16,
+    generation: u64,
+    servers: WsServers,
+}
+
+impl ServerHandle {
+    fn close(&self) {
+        let mut servers = self.servers.borrow_mut();
+        if servers
+            .get(&self.port)
+            .is_some_and(|(g, _)| *g == self.generation)
+        {
+            let removed = servers.remove(&self.port);
+            drop(servers);
+            drop(removed); // stops the server and closes its clients
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The userdata behind a connection handle (a server's client, or an outgoing connection).
+pub struct ConnHandle {
+    link: Link,
+}
+
+impl ConnHandle {
+    /// Wraps a connection that just opened.
+    pub fn new(link: Link) -> ConnHandle {
+        ConnHandle { link }
+    }
+}
+
+fn with<T: 'static, R>(args: &[Value], f: impl FnOnce(&T) -> NResult<R>) -> NResult<R> {
+    match args.first() {
+        Some(Value::UserData(ud)) => f(&*ud.borrow::<T>()?),
+        _ => Err(Fail::Script(
+            "handle method called without its handle".into(),
+        )),
+    }
+}
+
+/// Fills `native` with the WebSocket functions.
+pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
+    let c = ctx.clone();
+    let generation = Rc::new(std::cell::Cell::new(0u64));
+    native_tbl.set(
+        "websocketServer",
+        native(lua, move |lua, args| {
+            let port = args::integer(lua, args, 1)?;
+            if let Some(v) = args.get(1) {
+                if !matches!(v, Value::Nil | Value::Table(_)) {
+                    return Err(args::bad_type(args, 2, "table"));
+                }
+            }
+            let port = u16::try_from(port).map_err(|_| args::bad_arg(1, "port out of range"))?;
+            let fail = |msg: String| -> NResult<mlua::MultiValue> {
+                Ok(values(vec![
+                    Value::Nil,
+                    Value::String(lua.create_string(msg)?),
+                ]))
+            };
+            if port != 0 && c.ws_servers.borrow().contains_key(&port) {
+                return fail("Port already in use".into());
+            }
+            let server = match WsServer::start(port, c.config.clone(), c.sender.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    let addr = std::net::SocketAddr::new(c.config.bind, port);
+                    return fail(format!("{}: {addr}", super::http::bind_reason(&e)));
+                }
+            };
+            let bound = server.port();
+            generation.set(generation.get() + 1);
+            c.ws_servers
+                .borrow_mut()
+                .insert(bound, (generation.get(), server));
+            let handle = ServerHandle {
+                port: bound,
+                generation: generation.get(),
+                servers: c.ws_servers.clone(),
+            };
+            let ud = lua.create_any_userdata(handle)?;
+            Ok(values(vec![
+                Value::UserData(ud),
+                Value::Integer(bound as i64),
+            ]))
+        })?,
+    )?;
+    native_tbl.set(
+        "ws_server_close",
+        native(lua, |_, args| {
+            with::<ServerHandle, _>(args, |h| {
+                h.close();
+                Ok(nothing())
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "ws_server_is_open",
+        native(lua, |_, args| {
+            with::<ServerHandle, _>(args, |h| {
+                let open = h
+                    .servers
+                    .borrow()
+                    .get(&h.port)
+                    .is_some_and(|(g, _)| *g == h.generation);
+                Ok(values(vec![Value::Boolean(open)]))
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "ws_send",
+        native(lua, |lua, args| {
+            let data = args::bytes(lua, &args[1..], 1)?;
+            let binary = args
+                .get(2)
+                .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
+            with::<ConnHandle, _>(args, |h| match h.link.0.send(data, binary) {
+                Ok(()) => Ok(nothing()),
+                Err(SendError::TooLarge) => Err(Fail::Script("Message is too large".into())),
+                Err(SendError::Closed) => Err(closed_file()),
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "ws_close",
+        native(lua, |_, args| {
+            with::<ConnHandle, _>(args, |h| {
+                h.link.0.close(1000, "");
+                Ok(nothing())
+            })
+        })?,
+    )?;
+    native_tbl.set(
+        "ws_is_closed",
+        native(lua, |_, args| {
+            with::<ConnHandle, _>(args, |h| {
+                Ok(values(vec![Value::Boolean(h.link.0.is_closed())]))
+            })
+        })?,
+    )?;
+    let c = ctx.clone();
+    native_tbl.set(
+        "websocket_connect",
+        native(lua, move |lua, args| {
+            let url = String::from_utf8_lossy(&args::bytes(lua, args, 1)?).into_owned();
+            let mut headers = Vec::new();
+            if let Some(Value::Table(t)) = args.get(1) {
+                for pair in t.pairs::<mlua::LuaString, mlua::LuaString>() {
+                    let (k, v) = pair?;
+                    headers.push((k.to_string_lossy(), v.as_bytes().to_vec()));
+                }
+            }
+            match client::spawn(url, headers, c.config.clone(), c.sender.clone()) {
+                Ok(()) => Ok(values(vec![Value::Boolean(true)])),
+                Err(e) => Ok(values(vec![
+                    Value::Boolean(false),
+                    Value::String(lua.create_string(e)?),
+                ])),
+            }
+        })?,
+    )?;
+    Ok(())
+}

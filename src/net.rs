@@ -1,0 +1,73 @@
+//! Listening sockets shared by the HTTP listener and the WebSocket server: binding with our
+//! options, the accept loop, and waking that loop to stop it.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+/// Binds `addr` and listens. Returns the socket (kept to wake the accept loop), a listener for
+/// the accept loop, and the bound address (the real port when `addr`'s port is 0).
+pub fn bind(addr: SocketAddr) -> io::Result<(Socket, TcpListener, SocketAddr)> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // SO_REUSEADDR lets a port be bound again while old connections sit in TIME_WAIT; unlike
+    // CraftOS-PC we never set SO_REUSEPORT, so a port held by anyone else is refused.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let local = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("listener has no IP address"))?;
+    let listener: TcpListener = socket.try_clone()?.into();
+    Ok((socket, listener, local))
+}
+
+/// Accepts connections until `stopped` is set, handing each to `serve`. Never gives up on an
+/// accept error (EMFILE and friends clear up when other connections close): it logs, backs off
+/// briefly so a persistent error does not spin, and goes on.
+pub fn accept_loop(
+    listener: TcpListener,
+    stopped: &AtomicBool,
+    what: &str,
+    mut serve: impl FnMut(TcpStream),
+) {
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                log::debug!("{what}: connection from {peer}");
+                serve(stream);
+            }
+            Err(e) => {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                log::warn!("{what}: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Makes a thread blocked in `accept` on `socket` return (set the stop flag first).
+pub fn wake_accept(socket: &Socket, addr: SocketAddr) {
+    // On Linux, shutting down a listening socket makes a blocked accept() fail at once.
+    if socket.shutdown(std::net::Shutdown::Both).is_ok() && cfg!(target_os = "linux") {
+        return;
+    }
+    // Elsewhere, connect to ourselves so accept() returns and the thread sees the stop flag.
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let _ = TcpStream::connect_timeout(&SocketAddr::new(ip, addr.port()), Duration::from_secs(1));
+}

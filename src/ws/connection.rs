@@ -1,0 +1,351 @@
+//! One WebSocket connection: a reader thread and a writer thread on a cloned `TcpStream`.
+//!
+//! tungstenite has no split for blocking use, so the connection is split by hand:
+//! - the **reader** thread owns a `WebSocket` over [`Duplex`], whose reads come from the socket
+//!   and whose writes (the handshake response, automatic pong and close replies) go to the writer
+//!   as whole frames; it turns messages into events for the Lua thread;
+//! - the **writer** thread owns a second `WebSocket` over a clone of the socket, used only to
+//!   frame outgoing messages, and writes the reader's replies in order with them.
+//!
+//! A `send` from Lua is a `try_send` into the writer's bounded queue: it reaches the wire as soon
+//! as the writer thread wakes, and a slow client can never block the Lua thread (a full queue
+//! closes that client instead). Nothing polls: both threads block on their socket or channel.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame};
+use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+use super::{WsEvent, WsEventKind, WsOrigin};
+use crate::event::{Event, EventSender};
+
+/// What the writer thread is asked to do.
+#[derive(Debug)]
+pub enum Out {
+    /// Bytes the reader's `WebSocket` produced (handshake response, pong, close reply).
+    Raw(Vec<u8>),
+    /// A message from the script.
+    Message { data: Vec<u8>, binary: bool },
+    /// Send a Close frame, then stop.
+    Close { code: u16, reason: String },
+    /// Stop without sending anything more.
+    Stop,
+}
+
+/// The reader's stream: reads from the socket, writes go to the writer thread as whole frames
+/// (tungstenite buffers a frame completely and hands it over in one `write`).
+pub struct Duplex {
+    read: TcpStream,
+    out: Sender<Out>,
+}
+
+impl Duplex {
+    /// A duplex over `read`, writing through `out`.
+    pub fn new(read: TcpStream, out: Sender<Out>) -> Duplex {
+        Duplex { read, out }
+    }
+}
+
+impl Read for Duplex {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read.read(buf)
+    }
+}
+
+impl Write for Duplex {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out
+            .send(Out::Raw(buf.to_vec()))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "writer thread gone"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A connection's controls, shared by the script's handle and its server.
+#[derive(Debug)]
+pub struct Control {
+    /// Unique per process; the script sees it as the client ID.
+    pub id: u64,
+    out: Sender<Out>,
+    socket: TcpStream,
+    closed: Arc<AtomicBool>,
+    max_message: usize,
+}
+
+/// Why a send failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// Larger than the configured maximum message size.
+    TooLarge,
+    /// The connection is closed.
+    Closed,
+}
+
+impl Control {
+    /// Whether the connection has closed (either side).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Queues a message for the writer. A client whose queue is full is too slow to keep: it is
+    /// closed rather than letting the script wait.
+    pub fn send(&self, data: Vec<u8>, binary: bool) -> Result<(), SendError> {
+        if data.len() > self.max_message {
+            return Err(SendError::TooLarge);
+        }
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        match self.out.try_send(Out::Message { data, binary }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                log::warn!("websocket client {} is not reading; closing it", self.id);
+                self.abort();
+                Err(SendError::Closed)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(SendError::Closed),
+        }
+    }
+
+    /// Closes the connection with a Close frame (`code`, `reason`). Never fails.
+    pub fn close(&self, code: u16, reason: &str) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let msg = Out::Close {
+            code,
+            reason: reason.to_string(),
+        };
+        if let Err(TrySendError::Full(_)) = self.out.try_send(msg) {
+            self.abort();
+        }
+    }
+
+    /// Drops the connection at once (both threads see their socket fail).
+    pub fn abort(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+}
+
+/// The script's handle on a connection. Dropping it (the handle was garbage-collected, or the
+/// connect event was never delivered) closes the connection with 1001 (going away).
+#[derive(Debug)]
+pub struct Link(pub Arc<Control>);
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.0.close(1001, "");
+    }
+}
+
+/// Limits of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest message accepted or sent.
+    pub max_message: usize,
+    /// Outgoing messages queued before the client counts as too slow.
+    pub send_queue: usize,
+    /// Stack size of the two threads.
+    pub stack_size: usize,
+}
+
+/// tungstenite's configuration for our connections: a small read buffer (idle clients stay
+/// cheap), no write buffering (each message goes out at once), our message limit.
+pub fn ws_config(limits: &Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(limits.max_message.saturating_mul(2).max(1 << 20))
+        .max_message_size(Some(limits.max_message))
+        .max_frame_size(Some(limits.max_message))
+}
+
+/// The channel and writer thread of a new connection, before its handshake.
+pub struct Pending {
+    /// The id the script will see.
+    pub id: u64,
+    /// For the reader's [`Duplex`].
+    pub out: Sender<Out>,
+    socket: TcpStream,
+    closed: Arc<AtomicBool>,
+    limits: Limits,
+}
+
+/// Starts the writer thread of a connection on `stream` (role: server or client).
+pub fn start_writer(
+    stream: &TcpStream,
+    id: u64,
+    role: Role,
+    limits: Limits,
+) -> io::Result<Pending> {
+    let (out, rx) = crossbeam_channel::bounded(limits.send_queue.max(1));
+    let socket = stream.try_clone()?;
+    let writer_stream = stream.try_clone()?;
+    let config = ws_config(&limits);
+    std::thread::Builder::new()
+        .name("ccserve-ws-write".into())
+        .stack_size(limits.stack_size)
+        .spawn(move || {
+            write_loop(
+                WebSocket::from_raw_socket(writer_stream, role, Some(config)),
+                rx,
+            )
+        })?;
+    Ok(Pending {
+        id,
+        out,
+        socket,
+        closed: Arc::new(AtomicBool::new(false)),
+        limits,
+    })
+}
+
+impl Pending {
+    /// The controls of this connection, for the script's handle.
+    pub fn control(&self) -> io::Result<Arc<Control>> {
+        Ok(Arc::new(Control {
+            id: self.id,
+            out: self.out.clone(),
+            socket: self.socket.try_clone()?,
+            closed: self.closed.clone(),
+            max_message: self.limits.max_message,
+        }))
+    }
+
+    /// Gives up before the handshake completed.
+    pub fn abandon(self) {
+        let _ = self.out.try_send(Out::Stop);
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+}
+
+/// How long after our Close frame the peer has to answer before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>) {
+    let mut closing = false;
+    loop {
+        let next = if closing {
+            rx.recv_timeout(CLOSE_GRACE).ok()
+        } else {
+            rx.recv().ok()
+        };
+        let Some(out) = next else { break };
+        let result = match out {
+            // After our own Close frame, nothing else may follow.
+            Out::Raw(_) | Out::Message { .. } if closing => Ok(()),
+            Out::Raw(bytes) => ws
+                .get_mut()
+                .write_all(&bytes)
+                .map_err(tungstenite::Error::Io),
+            Out::Message { data, binary } => {
+                let opcode = OpCode::Data(if binary { Data::Binary } else { Data::Text });
+                // Text goes out as the script's bytes, unchecked, as in CraftOS-PC.
+                ws.send(Message::Frame(Frame::message(data, opcode, true)))
+            }
+            Out::Close { code, reason } => {
+                closing = true;
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                };
+                ws.close(Some(frame)).and_then(|()| ws.flush())
+            }
+            Out::Stop => break,
+        };
+        match result {
+            Ok(()) => {}
+            Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {}
+            Err(e) => {
+                log::debug!("websocket write failed: {e}");
+                break;
+            }
+        }
+    }
+    // Wake the reader if it is still blocked, so both threads end.
+    let _ = ws.get_mut().shutdown(Shutdown::Both);
+}
+
+/// Runs the reader until the connection ends, then posts the closed event.
+pub fn read_loop(
+    mut ws: WebSocket<Duplex>,
+    pending: &Pending,
+    origin: &WsOrigin,
+    events: &EventSender,
+) {
+    let id = pending.id;
+    let send = |kind| {
+        events.send_blocking(Event::Ws(Box::new(WsEvent {
+            origin: origin.clone(),
+            id,
+            kind,
+        })))
+    };
+    let mut close_reason: Option<(u16, String)> = None;
+    loop {
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                if !send(WsEventKind::Message(text.as_bytes().to_vec(), false)) {
+                    break;
+                }
+            }
+            Ok(Message::Binary(data)) => {
+                if !send(WsEventKind::Message(data.to_vec(), true)) {
+                    break;
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                close_reason = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                // The next read writes tungstenite's close reply and reports the end.
+            }
+            Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
+            Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
+                break
+            }
+            Err(e) => {
+                let code = match &e {
+                    tungstenite::Error::Capacity(_) => Some(1009),
+                    tungstenite::Error::Protocol(_) => Some(1002),
+                    tungstenite::Error::Utf8(_) => Some(1007),
+                    _ => None,
+                };
+                log::debug!("websocket client {id}: {e}");
+                if let Some(code) = code {
+                    let reason = if code == 1009 {
+                        "Message too big"
+                    } else {
+                        "Protocol error"
+                    };
+                    let _ = pending.out.try_send(Out::Close {
+                        code,
+                        reason: reason.into(),
+                    });
+                    close_reason = Some((code, reason.into()));
+                }
+                break;
+            }
+        }
+    }
+    let locally_closed = pending.closed.swap(true, Ordering::SeqCst);
+    let _ = pending.out.try_send(Out::Stop);
+    if locally_closed {
+        log::debug!("websocket client {id} closed by the script");
+    }
+    let (reason, code) = match close_reason {
+        Some((code, reason)) => (Some(reason), Some(code)),
+        None => (None, None),
+    };
+    send(WsEventKind::Closed { reason, code });
+}
