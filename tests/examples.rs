@@ -14,9 +14,9 @@ fn start(name: &str) -> Server {
     let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
     let mut ex = Server::spawn_exact(&["-v", "--bind", "127.0.0.1", &path, "0"]);
     ex.port = ex
-        .stderr_line_containing("listening on http://", WAIT)
+        .stderr_line_containing("listening on ", WAIT)
         .and_then(|line| {
-            let rest = line.split("listening on http://").nth(1)?;
+            let rest = line.split("://").nth(1)?;
             rest.rsplit(':').next().and_then(|p| p.trim().parse().ok())
         })
         .unwrap_or_else(|| panic!("{name} did not start listening"));
@@ -120,4 +120,51 @@ fn check_embed(exe: &std::path::Path) {
         stdout.contains("hello from the embed example, you asked for /embedded"),
         "{stdout}"
     );
+}
+
+/// A WebSocket client connected to 127.0.0.1:`port`.
+fn ws_connect(port: u16) -> tungstenite::WebSocket<std::net::TcpStream> {
+    let stream = connect(port);
+    let (ws, _) = tungstenite::client::client(format!("ws://127.0.0.1:{port}/"), stream)
+        .expect("websocket handshake");
+    ws
+}
+
+fn ws_text(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> String {
+    loop {
+        match ws.read().expect("websocket message") {
+            tungstenite::Message::Text(t) => return t.to_string(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn ws_echo_example_echoes_text_and_binary() {
+    let ex = start("ws_echo.lua");
+    let mut ws = ws_connect(ex.port);
+    ws.send(tungstenite::Message::text("hello")).unwrap();
+    assert_eq!(ws_text(&mut ws), "hello");
+    ws.send(tungstenite::Message::binary(vec![0u8, 1, 2, 255]))
+        .unwrap();
+    match ws.read().expect("binary echo") {
+        tungstenite::Message::Binary(b) => assert_eq!(&b[..], &[0u8, 1, 2, 255]),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn ws_chat_example_broadcasts_to_every_client() {
+    let ex = start("ws_chat.lua");
+    let mut a = ws_connect(ex.port);
+    assert_eq!(ws_text(&mut a), "user1 joined");
+    let mut b = ws_connect(ex.port);
+    assert_eq!(ws_text(&mut a), "user2 joined");
+    assert_eq!(ws_text(&mut b), "user2 joined");
+    b.send(tungstenite::Message::text("hi all")).unwrap();
+    assert_eq!(ws_text(&mut a), "user2: hi all");
+    assert_eq!(ws_text(&mut b), "user2: hi all");
+    b.close(None).unwrap();
+    assert_eq!(ws_text(&mut a), "user2 left");
 }

@@ -88,20 +88,17 @@ end
 
 -- Clients ------------------------------------------------------------------------------------
 
-local function check_ws_options(url, headers)
+--- Opens a connection; the result arrives as websocket_success or websocket_failure.
+function http.websocketAsync(url, headers)
+    local target, hdrs = url, headers
     if type(url) == "table" then
         expect(1, url.url, "string")
         expect(1, url.headers, "table", "nil")
-        return url.url, url.headers
+        target, hdrs = url.url, url.headers
+    else
+        expect(1, url, "string", "table")
+        expect(2, headers, "table", "nil")
     end
-    expect(1, url, "string", "table")
-    expect(2, headers, "table", "nil")
-    return url, headers
-end
-
---- Opens a connection; the result arrives as websocket_success or websocket_failure.
-function http.websocketAsync(url, headers)
-    local target, hdrs = check_ws_options(url, headers)
     local ok, err = connect(target, hdrs)
     if not ok then os.queueEvent("websocket_failure", target, err) end
     return ok, err
@@ -109,7 +106,15 @@ end
 
 --- Opens a connection and waits for it: a handle, or false and a message.
 function http.websocket(url, headers)
-    local target, hdrs = check_ws_options(url, headers)
+    local target, hdrs = url, headers
+    if type(url) == "table" then
+        expect(1, url.url, "string")
+        expect(1, url.headers, "table", "nil")
+        target, hdrs = url.url, url.headers
+    else
+        expect(1, url, "string", "table")
+        expect(2, headers, "table", "nil")
+    end
     local ok, err = connect(target, hdrs)
     if not ok then return false, err end
     while true do

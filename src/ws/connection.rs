@@ -311,9 +311,12 @@ pub fn read_loop(
                 // The next read writes tungstenite's close reply and reports the end.
             }
             Ok(_) => {} // ping (answered by tungstenite), pong, raw frame
-            Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
-                break
-            }
+            // Closed cleanly, or the peer left without a Close frame: no reason, no code.
+            Err(tungstenite::Error::ConnectionClosed)
+            | Err(tungstenite::Error::AlreadyClosed)
+            | Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )) => break,
             Err(e) => {
                 let code = match &e {
                     tungstenite::Error::Capacity(_) => Some(1009),

@@ -7,15 +7,20 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::Sender;
 use socket2::Socket;
 use tungstenite::protocol::Role;
+use tungstenite::WebSocket;
 
 use super::connection::{self, Control, Duplex, Limits, Link, Out};
 use super::{next_id, WsEvent, WsEventKind, WsOrigin};
 use crate::config::Config;
 use crate::event::{Event, EventSender};
+use crate::http::head::{read_head, HeadError, HeadLimits};
+use crate::http::input::Input;
+use crate::http::response::{write_response, WireOptions};
 use crate::net;
 
 /// Time a client has to complete its opening handshake.
@@ -135,27 +140,27 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
             return;
         }
     };
-    let Ok(read_half) = stream.try_clone() else {
-        pending.abandon();
-        return;
-    };
-    let _ = read_half.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
-    let duplex = Duplex::new(read_half, pending.out.clone());
-    // The handshake runs on the reader's own stream type, so bytes the client sends right behind
-    // its upgrade request stay buffered in the WebSocket (not lost), and the 101 response goes
-    // out through the writer thread like every later frame.
-    let ws = match tungstenite::accept_with_config(duplex, Some(connection::ws_config(&limits))) {
-        Ok(ws) => ws,
-        Err(e) => {
-            log::debug!("websocket port {}: handshake failed: {e}", shared.port);
-            // Not a WebSocket request (a browser or curl on this port): say so instead of hanging.
-            let _ = pending.out.try_send(Out::Raw(
-                b"HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_vec(),
-            ));
+    // The opening handshake is ours (our request-head parser, limits and deadline), so bytes the
+    // client sends right behind its upgrade request are kept and handed to tungstenite, and the
+    // 101 response goes out through the writer thread like every later frame.
+    let leftover = match handshake(&stream, &pending.out, config) {
+        Some(leftover) => leftover,
+        None => {
             let _ = pending.out.try_send(Out::Stop);
             return;
         }
     };
+    let Ok(read_half) = stream.try_clone() else {
+        pending.abandon();
+        return;
+    };
+    let duplex = Duplex::new(read_half, pending.out.clone());
+    let ws = WebSocket::from_partially_read(
+        duplex,
+        leftover,
+        Role::Server,
+        Some(connection::ws_config(&limits)),
+    );
     let _ = stream.set_read_timeout(None);
     let Ok(control) = pending.control() else {
         pending.abandon();
@@ -186,4 +191,61 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
         }
         shared.clients().remove(&id);
     }
+}
+
+/// Reads and answers the opening handshake. Returns the bytes received after the request, or
+/// `None` if the request was not a valid upgrade (it has been answered with an error status).
+fn handshake(stream: &TcpStream, out: &Sender<Out>, config: &Config) -> Option<Vec<u8>> {
+    let mut input = Input::new(stream.try_clone().ok()?);
+    let limits = HeadLimits {
+        max_request_line: config.max_request_line,
+        max_header_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+        header_timeout: HANDSHAKE_TIMEOUT,
+    };
+    let reject = |status: u16| {
+        let mut response = crate::http::response::Response::plain(status);
+        if status == 426 {
+            response
+                .headers
+                .push(("Upgrade".into(), b"websocket".to_vec()));
+        }
+        let mut bytes = Vec::new();
+        let opts = WireOptions {
+            minor_version: 1,
+            head_only: false,
+            keep_alive: false,
+        };
+        if write_response(&mut bytes, &response, opts).is_ok() {
+            let _ = out.try_send(Out::Raw(bytes));
+        }
+        None
+    };
+    let head = match read_head(&mut input, &limits, Instant::now() + HANDSHAKE_TIMEOUT) {
+        Ok(head) => head,
+        Err(HeadError::Reject(status)) => return reject(status),
+        Err(_) => return None,
+    };
+    if !head.has_token("upgrade", "websocket") || !head.has_token("connection", "upgrade") {
+        // A browser or curl asking for a page on a WebSocket port: say so instead of hanging.
+        return reject(426);
+    }
+    let key = head
+        .header("sec-websocket-key")
+        .map(|k| k.trim_ascii().to_vec());
+    let version_ok = head.header("sec-websocket-version").map(|v| v.trim_ascii()) == Some(b"13");
+    let (Some(key), true, true) = (
+        key,
+        version_ok,
+        head.method == "GET" && head.minor_version == 1,
+    ) else {
+        return reject(400);
+    };
+    let accept = tungstenite::handshake::derive_accept_key(&key);
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    out.send(Out::Raw(response.into_bytes())).ok()?;
+    Some(input.buffered().to_vec())
 }

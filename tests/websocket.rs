@@ -1,0 +1,332 @@
+//! `http.websocketServer` against an independent client (tungstenite's blocking client, and a
+//! hand-written handshake), all over 127.0.0.1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::{Server, WAIT};
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame};
+use tungstenite::{Message, WebSocket};
+
+/// Echoes every message to its sender. Prints `CONNECT` per client and
+/// `CLOSED <reason> <code>` when one leaves; the message `__close_server` closes the server.
+const ECHO: &str = r#"
+local server = assert(http.websocketServer(0))
+print("LISTENING " .. server.port)
+local clients = {}
+while true do
+    local event, a, b, c = os.pullEvent()
+    if event == "websocket_server_connect" then
+        clients[b.clientID] = b
+        print("CONNECT")
+    elseif event == "websocket_server_message" then
+        if b == "__close_server" then
+            server.close()
+            print("SERVER CLOSED")
+        elseif clients[a] then
+            clients[a].send(b, c)
+        end
+    elseif event == "websocket_server_closed" then
+        clients[a] = nil
+        print("CLOSED " .. tostring(b) .. " " .. tostring(c))
+    end
+end
+"#;
+
+fn echo_server() -> Server {
+    Server::start(ECHO, &[])
+}
+
+/// A tungstenite client connected to `port`, with bounded reads and writes.
+fn ws_connect(port: u16) -> WebSocket<TcpStream> {
+    let stream = common::connect(port);
+    let (ws, response) = tungstenite::client::client(format!("ws://127.0.0.1:{port}/"), stream)
+        .unwrap_or_else(|e| panic!("handshake with port {port}: {e}"));
+    assert_eq!(response.status().as_u16(), 101);
+    ws
+}
+
+/// The next data message (pings and pongs are skipped).
+fn read_data(ws: &mut WebSocket<TcpStream>) -> Message {
+    for _ in 0..100 {
+        match ws.read().expect("read a message") {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            m => return m,
+        }
+    }
+    panic!("only control frames arrived");
+}
+
+/// Reads until a Close frame arrives; returns it (`None` for a Close without payload).
+fn read_close(ws: &mut WebSocket<TcpStream>) -> Option<CloseFrame> {
+    for _ in 0..10_000 {
+        match ws.read() {
+            Ok(Message::Close(frame)) => return frame,
+            Ok(_) => continue,
+            Err(e) => panic!("connection ended without a Close frame: {e}"),
+        }
+    }
+    panic!("no Close frame");
+}
+
+#[test]
+fn text_and_binary_echo() {
+    let server = echo_server();
+    let mut ws = ws_connect(server.port);
+    ws.send(Message::text("hello, world")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("hello, world"));
+    let bin = vec![0u8, 1, 2, 0, 255, 0];
+    ws.send(Message::binary(bin.clone())).unwrap();
+    assert_eq!(read_data(&mut ws), Message::binary(bin));
+    ws.send(Message::text("")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text(""));
+    ws.close(None).unwrap();
+    read_close(&mut ws);
+}
+
+#[test]
+fn fifty_concurrent_clients_get_their_own_echoes_in_order() {
+    const CLIENTS: usize = 50;
+    const MESSAGES: usize = 100;
+    let server = echo_server();
+    let port = server.port;
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut ws = ws_connect(port);
+                for m in 0..MESSAGES {
+                    ws.send(Message::text(format!("client {c} message {m}")))
+                        .unwrap();
+                }
+                for m in 0..MESSAGES {
+                    let got = read_data(&mut ws);
+                    assert_eq!(
+                        got,
+                        Message::text(format!("client {c} message {m}")),
+                        "client {c}"
+                    );
+                }
+                ws.close(None).unwrap();
+                read_close(&mut ws);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+}
+
+#[test]
+fn four_mib_message_echoes_intact() {
+    let server = echo_server();
+    let mut ws = ws_connect(server.port);
+    let data: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    ws.send(Message::binary(data.clone())).unwrap();
+    match read_data(&mut ws) {
+        Message::Binary(got) => {
+            assert_eq!(got.len(), data.len());
+            assert!(got[..] == data[..], "4 MiB echo differs");
+        }
+        other => panic!("expected a binary message, got {other:?}"),
+    }
+}
+
+#[test]
+fn fragmented_message_arrives_as_one() {
+    let server = echo_server();
+    let mut ws = ws_connect(server.port);
+    let frames = [
+        Frame::message(b"hel".to_vec(), OpCode::Data(Data::Text), false),
+        Frame::message(b"lo, ".to_vec(), OpCode::Data(Data::Continue), false),
+        Frame::message(b"world".to_vec(), OpCode::Data(Data::Continue), true),
+    ];
+    for f in frames {
+        ws.send(Message::Frame(f)).unwrap();
+    }
+    ws.send(Message::text("after")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("hello, world"));
+    // Nothing else came back for the fragments: the next echo is the next message.
+    assert_eq!(read_data(&mut ws), Message::text("after"));
+}
+
+#[test]
+fn ping_is_answered_with_pong() {
+    let server = echo_server();
+    let mut ws = ws_connect(server.port);
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .unwrap();
+    let pong = match ws.read().expect("read") {
+        Message::Pong(p) => p,
+        other => panic!("expected a pong, got {other:?}"),
+    };
+    assert_eq!(&pong[..], &b"are you there"[..]);
+    // The ping produced no message for the script: the next echo is the next message.
+    ws.send(Message::text("next")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("next"));
+}
+
+#[test]
+fn dropped_connection_gives_closed_event_with_nil_reason() {
+    let server = echo_server();
+    let mut ws = ws_connect(server.port);
+    ws.send(Message::text("x")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("x"));
+    drop(ws); // no Close frame: just the TCP FIN
+    let line = server
+        .line_starting("CLOSED ", WAIT)
+        .unwrap_or_else(|| panic!("no CLOSED line; stderr:\n{}", server.stderr()));
+    assert_eq!(line, "CLOSED nil nil");
+}
+
+#[test]
+fn client_close_code_and_reason_reach_the_script() {
+    let server = echo_server();
+    let mut ws = ws_connect(server.port);
+    ws.close(Some(CloseFrame {
+        code: CloseCode::from(4001),
+        reason: "bye".into(),
+    }))
+    .unwrap();
+    // The server answers the Close handshake.
+    read_close(&mut ws);
+    let line = server
+        .line_starting("CLOSED ", WAIT)
+        .unwrap_or_else(|| panic!("no CLOSED line; stderr:\n{}", server.stderr()));
+    assert_eq!(line, "CLOSED bye 4001");
+}
+
+#[test]
+fn server_close_closes_connected_clients_with_1001() {
+    let server = echo_server();
+    let mut clients: Vec<_> = (0..3).map(|_| ws_connect(server.port)).collect();
+    for _ in 0..3 {
+        server.line_starting("CONNECT", WAIT).expect("CONNECT line");
+    }
+    clients[0].send(Message::text("__close_server")).unwrap();
+    server
+        .line_starting("SERVER CLOSED", WAIT)
+        .expect("SERVER CLOSED line");
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let frame = read_close(ws).unwrap_or_else(|| panic!("client {i}: Close without code"));
+        assert_eq!(u16::from(frame.code), 1001, "client {i}");
+    }
+    // The port no longer accepts connections.
+    assert!(
+        TcpStream::connect(("127.0.0.1", server.port)).is_err(),
+        "port still accepting after server.close()"
+    );
+}
+
+#[test]
+fn message_over_the_limit_closes_with_1009() {
+    const SIZE: usize = 17 * 1024 * 1024;
+    let server = echo_server();
+    let mut ws = ws_connect(server.port);
+    // Write one masked 17 MiB binary frame by hand on another thread (the server stops reading
+    // once it sees the length), and read the server's answer here.
+    let mut raw = ws.get_ref().try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut head = vec![0x82u8, 0x80 | 127];
+        head.extend_from_slice(&(SIZE as u64).to_be_bytes());
+        head.extend_from_slice(&[0, 0, 0, 0]); // zero mask: payload goes out as is
+        if raw.write_all(&head).is_err() {
+            return;
+        }
+        let chunk = vec![0u8; 64 * 1024];
+        for _ in 0..SIZE / chunk.len() {
+            if raw.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let frame = read_close(&mut ws).expect("Close with a code");
+    assert_eq!(u16::from(frame.code), 1009);
+    let _ = ws.get_ref().shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+    server
+        .line_starting("CLOSED ", WAIT)
+        .expect("the script saw the client close");
+}
+
+#[test]
+fn plain_http_request_gets_426() {
+    let server = echo_server();
+    let resp = common::get(server.port, "/");
+    assert_eq!(resp.status, 426, "{}", resp.status_line);
+    // The server still works for WebSocket clients.
+    let mut ws = ws_connect(server.port);
+    ws.send(Message::text("ok")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("ok"));
+}
+
+/// A hand-written upgrade request for `port` (the RFC 6455 sample key).
+fn upgrade_request(port: u16) -> Vec<u8> {
+    format!(
+        "GET /chat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A masked, final text frame carrying `payload` (under 126 bytes).
+fn masked_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Reads the handshake response head and checks it is the 101 for the sample key.
+fn expect_101(s: &mut TcpStream) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert!(head.len() < 8192, "response head too long");
+        s.read_exact(&mut byte).expect("handshake response");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "Sec-WebSocket-Accept missing: {head}"
+    );
+}
+
+/// Reads one unmasked text frame (under 126 bytes) and checks its payload.
+fn expect_text_frame(s: &mut TcpStream, payload: &[u8]) {
+    let mut frame = [0u8; 2];
+    s.read_exact(&mut frame).expect("echo frame header");
+    assert_eq!(frame, [0x81, payload.len() as u8], "unmasked text frame");
+    let mut echoed = vec![0u8; payload.len()];
+    s.read_exact(&mut echoed).expect("echo payload");
+    assert_eq!(&echoed[..], payload);
+}
+
+#[test]
+fn hand_written_handshake_then_frame_echoes() {
+    // The control for the next test: the same bytes in two writes, after the 101.
+    let server = echo_server();
+    let mut s = common::connect(server.port);
+    s.write_all(&upgrade_request(server.port)).unwrap();
+    expect_101(&mut s);
+    s.write_all(&masked_text_frame(b"late bird")).unwrap();
+    expect_text_frame(&mut s, b"late bird");
+}
+
+#[test]
+fn frame_in_the_same_write_as_the_upgrade_request_is_not_lost() {
+    let server = echo_server();
+    let mut s = common::connect(server.port);
+    let mut bytes = upgrade_request(server.port);
+    bytes.extend(masked_text_frame(b"early bird"));
+    s.write_all(&bytes).unwrap();
+    expect_101(&mut s);
+    expect_text_frame(&mut s, b"early bird");
+}
