@@ -23,6 +23,10 @@ Options:
       --keep-alive-timeout SECONDS idle time before a keep-alive connection closes (default 15)
       --header-timeout SECONDS     time to send a request head, else 408 (default 15)
       --body-timeout SECONDS       time to send a request body, else 408 (default 60)
+      --ws-max-message BYTES       largest WebSocket message each way; a client sending more is
+                                   closed with 1009 (default 16777216)
+      --ws-max-clients N           clients per WebSocket server, more are closed with 1013
+                                   (default 1024)
   -v, --verbose          log more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
   -h, --help             print this help
   -V, --version          print the version
@@ -82,6 +86,18 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
                 config.max_connections = v
                     .parse()
                     .map_err(|_| format!("--max-connections: '{v}' is not a number"))?;
+            }
+            "--ws-max-message" => {
+                let v = value(&flag)?;
+                config.ws_max_message = v
+                    .parse()
+                    .map_err(|_| format!("--ws-max-message: '{v}' is not a number of bytes"))?;
+            }
+            "--ws-max-clients" => {
+                let v = value(&flag)?;
+                config.ws_max_clients = v
+                    .parse()
+                    .map_err(|_| format!("--ws-max-clients: '{v}' is not a number"))?;
             }
             "--response-timeout" => config.response_timeout = seconds(&flag, &value(&flag)?)?,
             "--keep-alive-timeout" => config.keep_alive_timeout = seconds(&flag, &value(&flag)?)?,

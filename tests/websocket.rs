@@ -330,3 +330,61 @@ fn frame_in_the_same_write_as_the_upgrade_request_is_not_lost() {
     expect_101(&mut s);
     expect_text_frame(&mut s, b"early bird");
 }
+
+#[test]
+fn clients_over_the_limit_are_closed_with_1013_and_others_unaffected() {
+    let server = Server::start(ECHO, &["--ws-max-clients", "1"]);
+    let mut first = ws_connect(server.port);
+    let mut second = ws_connect(server.port);
+    let frame = read_close(&mut second).expect("a Close frame for the second client");
+    assert_eq!(u16::from(frame.code), 1013);
+    first.send(Message::text("still here")).unwrap();
+    assert_eq!(read_data(&mut first), Message::text("still here"));
+}
+
+/// The older API (seed 000): `http.websocketAsync(port)` starts a server whose events carry the
+/// port first and the client value last; it stops once its last client has left.
+const LEGACY_ECHO: &str = r#"
+local ok, port = http.websocketAsync(0)
+print("LISTENING " .. port)
+local clients = {}
+while true do
+    local ev = table.pack(os.pullEvent())
+    if ev[1] == "websocket_success" then
+        clients[ev[4]] = ev[3]
+        print("SUCCESS " .. tostring(ev[2] == port) .. " " .. type(ev[4]))
+    elseif ev[1] == "websocket_message" and ev[2] == port then
+        clients[ev[5]].send(ev[3], ev[4])
+    elseif ev[1] == "websocket_closed" then
+        print("CLOSED " .. tostring(ev[2] == port) .. " " .. tostring(clients[ev[3]] ~= nil) .. " " .. ev.n)
+    elseif ev[1] == "websocket_server_closed" then
+        print("SERVER_CLOSED " .. tostring(ev[2] == port) .. " " .. ev.n)
+        return
+    end
+end
+"#;
+
+#[test]
+fn older_api_server_echoes_and_stops_after_its_last_client() {
+    let mut server = Server::start(LEGACY_ECHO, &[]);
+    let mut ws = ws_connect(server.port);
+    assert_eq!(
+        server.line_starting("SUCCESS", WAIT).as_deref(),
+        Some("SUCCESS true userdata")
+    );
+    ws.send(Message::text("old")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("old"));
+    ws.close(None).unwrap();
+    // The server answers the Close (read_close fails if the connection just ends).
+    read_close(&mut ws);
+    assert_eq!(
+        server.line_starting("CLOSED", WAIT).as_deref(),
+        Some("CLOSED true true 3")
+    );
+    assert_eq!(
+        server.line_starting("SERVER_CLOSED", WAIT).as_deref(),
+        Some("SERVER_CLOSED true 2")
+    );
+    let status = server.wait_exit(WAIT).expect("script ended");
+    assert!(status.success());
+}

@@ -14,17 +14,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use std::ffi::c_void;
-
-use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use crate::config::Config;
 use crate::event::{Event, EventSender, EventValue};
 use crate::event_loop::{Queued, Scheduler};
 use crate::http::listener::{Listener, ResponseTracker};
-use crate::ws::{WsEventKind, WsOrigin};
 use handles::{ClientHandle, ServerExchange};
-use websocket::ConnHandle;
 
 const PRELUDE_LUA: &str = include_str!("../lua/prelude.lua");
 const OS_LUA: &str = include_str!("../lua/os.lua");
@@ -57,8 +53,7 @@ pub struct Api {
     open_responses: Rc<Cell<usize>>,
     make_server_handles: Function,
     make_client_handle: Function,
-    make_ws_server_client: Function,
-    make_ws_client: Function,
+    websocket: websocket::WsApi,
 }
 
 /// Installs every API into `lua`'s globals.
@@ -87,8 +82,7 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
         .set_name("=ccserve/websocket.lua")
         .call((native, support))?;
     Ok(Api {
-        make_ws_server_client: ws_factories.get("server_client")?,
-        make_ws_client: ws_factories.get("client")?,
+        websocket: websocket::WsApi::new(&ws_factories, ctx.ws_servers.clone())?,
         open_responses: ctx.open_responses.clone(),
         make_server_handles: factories.get("server")?,
         make_client_handle: factories.get("client")?,
@@ -131,47 +125,7 @@ impl Api {
                 out.push(Value::Table(req));
                 out.push(Value::Table(res));
             }
-            Queued::Native(Event::Ws(ev)) => {
-                out.push(s(ev.name().as_bytes())?);
-                // The client ID: an opaque light userdata, equal only to itself, never reused.
-                let id = Value::LightUserData(LightUserData(ev.id as usize as *mut c_void));
-                match (ev.origin, ev.kind) {
-                    (WsOrigin::Server { port }, WsEventKind::Connected(link)) => {
-                        let ud = lua.create_any_userdata(ConnHandle::new(link))?;
-                        let handle: Table = self.make_ws_server_client.call((ud, id))?;
-                        out.push(Value::Integer(port as i64));
-                        out.push(Value::Table(handle));
-                    }
-                    (WsOrigin::Client { url }, WsEventKind::Connected(link)) => {
-                        let ud = lua.create_any_userdata(ConnHandle::new(link))?;
-                        let url = s(url.as_bytes())?;
-                        let handle: Table = self.make_ws_client.call((ud, url.clone()))?;
-                        out.push(url);
-                        out.push(Value::Table(handle));
-                    }
-                    (origin, kind) => {
-                        out.push(match origin {
-                            WsOrigin::Server { .. } => id,
-                            WsOrigin::Client { url } => s(url.as_bytes())?,
-                        });
-                        match kind {
-                            WsEventKind::Message(data, binary) => {
-                                out.push(s(&data)?);
-                                out.push(Value::Boolean(binary));
-                            }
-                            WsEventKind::Closed { reason, code } => {
-                                out.push(match reason {
-                                    Some(r) => s(r.as_bytes())?,
-                                    None => Value::Nil,
-                                });
-                                out.push(code.map_or(Value::Nil, |c| Value::Integer(c as i64)));
-                            }
-                            WsEventKind::Failed(reason) => out.push(s(reason.as_bytes())?),
-                            WsEventKind::Connected(_) => {}
-                        }
-                    }
-                }
-            }
+            Queued::Native(Event::Ws(ev)) => return self.websocket.event_values(lua, *ev),
             Queued::Native(Event::HttpClient(outcome)) => {
                 let name = outcome.event_name();
                 out.push(s(name.as_bytes())?);

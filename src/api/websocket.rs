@@ -5,13 +5,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use mlua::{Lua, Table, Value};
+use std::ffi::c_void;
+
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
 use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
 use super::Context;
 use crate::ws::client;
 use crate::ws::connection::{Link, SendError};
 use crate::ws::server::WsServer;
+use crate::ws::{WsEvent, WsEventKind, WsOrigin};
 
 /// Open WebSocket servers by port, with a generation so a handle only ever closes its own server.
 pub type WsServers = Rc<RefCell<HashMap<u16, (u64, WsServer)>>>;
@@ -87,7 +90,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             if port != 0 && c.ws_servers.borrow().contains_key(&port) {
                 return fail("Port already in use".into());
             }
-            let server = match WsServer::start(port, c.config.clone(), c.sender.clone()) {
+            let server = match WsServer::start(port, false, c.config.clone(), c.sender.clone()) {
                 Ok(s) => s,
                 Err(e) => {
                     let addr = std::net::SocketAddr::new(c.config.bind, port);
@@ -166,6 +169,36 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
     )?;
     let c = ctx.clone();
     native_tbl.set(
+        "websocket_legacy_server",
+        native(lua, move |lua, args| {
+            let port = args::integer(lua, args, 1)?;
+            let port = u16::try_from(port).map_err(|_| args::bad_arg(1, "port out of range"))?;
+            let running = c
+                .ws_servers
+                .borrow()
+                .get(&port)
+                .is_some_and(|(_, server)| !server.is_stopped());
+            if running {
+                return Ok(values(vec![Value::Boolean(true)]));
+            }
+            match WsServer::start(port, true, c.config.clone(), c.sender.clone()) {
+                Ok(server) => {
+                    let bound = server.port();
+                    // Generation 0: no handle owns an older-API server.
+                    let old = c.ws_servers.borrow_mut().insert(bound, (0, server));
+                    drop(old);
+                    Ok(values(vec![Value::Boolean(true), Value::Integer(bound as i64)]))
+                }
+                Err(e) => {
+                    let addr = std::net::SocketAddr::new(c.config.bind, port);
+                    let msg = format!("{}: {addr}", super::http::bind_reason(&e));
+                    Ok(values(vec![Value::Boolean(false), Value::String(lua.create_string(msg)?)]))
+                }
+            }
+        })?,
+    )?;
+    let c = ctx.clone();
+    native_tbl.set(
         "websocket_connect",
         native(lua, move |lua, args| {
             let url = String::from_utf8_lossy(&args::bytes(lua, args, 1)?).into_owned();
@@ -186,4 +219,90 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         })?,
     )?;
     Ok(())
+}
+
+/// Turns WebSocket events into the values scripts receive, per API generation.
+pub struct WsApi {
+    make_server_client: Function,
+    make_legacy_client: Function,
+    make_client: Function,
+    servers: WsServers,
+}
+
+impl WsApi {
+    /// Takes the handle factories `lua/websocket.lua` returned.
+    pub fn new(factories: &Table, servers: WsServers) -> mlua::Result<WsApi> {
+        Ok(WsApi {
+            make_server_client: factories.get("server_client")?,
+            make_legacy_client: factories.get("legacy_client")?,
+            make_client: factories.get("client")?,
+            servers,
+        })
+    }
+
+    /// The event's name and arguments, in each generation's order.
+    pub fn event_values(&self, lua: &Lua, ev: WsEvent) -> mlua::Result<MultiValue> {
+        let s = |b: &[u8]| lua.create_string(b).map(Value::String);
+        // The client ID: an opaque light userdata, equal only to itself, never reused.
+        let id = Value::LightUserData(LightUserData(ev.id as usize as *mut c_void));
+        let mut out = vec![s(ev.name().as_bytes())?];
+        match (ev.origin, ev.kind) {
+            (WsOrigin::Server { port }, WsEventKind::Connected(link)) => {
+                let ud = lua.create_any_userdata(ConnHandle::new(link))?;
+                let handle: Table = self.make_server_client.call((ud, id))?;
+                out.extend([Value::Integer(port as i64), Value::Table(handle)]);
+            }
+            (WsOrigin::LegacyServer { port }, WsEventKind::Connected(link)) => {
+                let ud = lua.create_any_userdata(ConnHandle::new(link))?;
+                let port = Value::Integer(port as i64);
+                let handle: Table = self.make_legacy_client.call((ud, port.clone(), id.clone()))?;
+                out.extend([port, Value::Table(handle), id]);
+            }
+            (WsOrigin::Client { url }, WsEventKind::Connected(link)) => {
+                let ud = lua.create_any_userdata(ConnHandle::new(link))?;
+                let url = s(url.as_bytes())?;
+                let handle: Table = self.make_client.call((ud, url.clone()))?;
+                out.extend([url, Value::Table(handle)]);
+            }
+            (WsOrigin::LegacyServer { port }, kind) => {
+                out.push(Value::Integer(port as i64));
+                match kind {
+                    WsEventKind::Message(data, binary) => {
+                        out.extend([s(&data)?, Value::Boolean(binary), id]);
+                    }
+                    WsEventKind::ServerClosed => {
+                        // Forget the stopped server, unless the script already started a new one.
+                        let mut servers = self.servers.borrow_mut();
+                        if servers.get(&port).is_some_and(|(_, srv)| srv.is_stopped()) {
+                            let old = servers.remove(&port);
+                            drop(servers);
+                            drop(old);
+                        }
+                    }
+                    _ => out.push(id),
+                }
+            }
+            (origin, kind) => {
+                out.push(match origin {
+                    WsOrigin::Client { url } => s(url.as_bytes())?,
+                    _ => id,
+                });
+                match kind {
+                    WsEventKind::Message(data, binary) => {
+                        out.extend([s(&data)?, Value::Boolean(binary)]);
+                    }
+                    WsEventKind::Closed { reason, code } => {
+                        out.push(match reason {
+                            Some(r) => s(r.as_bytes())?,
+                            None => Value::Nil,
+                        });
+                        out.push(code.map_or(Value::Nil, |c| Value::Integer(c as i64)));
+                    }
+                    WsEventKind::Failed(reason) => out.push(s(reason.as_bytes())?),
+                    WsEventKind::Connected(_) | WsEventKind::ServerClosed => {}
+                }
+            }
+        }
+        Ok(MultiValue::from_vec(out))
+    }
 }

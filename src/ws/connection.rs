@@ -7,17 +7,17 @@
 //! - the **writer** thread owns a second `WebSocket` over a clone of the socket, used only to
 //!   frame outgoing messages, and writes the reader's replies in order with them.
 //!
-//! A `send` from Lua is a `try_send` into the writer's bounded queue: it reaches the wire as soon
+//! A `send` from Lua is a non-blocking push into the writer's (counted, bounded) queue: it reaches the wire as soon
 //! as the writer thread wakes, and a slow client can never block the Lua thread (a full queue
 //! closes that client instead). Nothing polls: both threads block on their socket or channel.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::protocol::{Role, WebSocketConfig};
@@ -81,6 +81,8 @@ pub struct Control {
     socket: TcpStream,
     closed: Arc<AtomicBool>,
     max_message: usize,
+    queued: Arc<AtomicUsize>,
+    send_queue: usize,
 }
 
 /// Why a send failed.
@@ -107,15 +109,17 @@ impl Control {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
-        match self.out.try_send(Out::Message { data, binary }) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                log::warn!("websocket client {} is not reading; closing it", self.id);
-                self.abort();
-                Err(SendError::Closed)
-            }
-            Err(TrySendError::Disconnected(_)) => Err(SendError::Closed),
+        // The queue itself is unbounded (so an idle client costs no preallocated slots); this
+        // count bounds it.
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.send_queue {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("websocket client {} is not reading; closing it", self.id);
+            self.abort();
+            return Err(SendError::Closed);
         }
+        self.out
+            .send(Out::Message { data, binary })
+            .map_err(|_| SendError::Closed)
     }
 
     /// Closes the connection with a Close frame (`code`, `reason`). Never fails.
@@ -127,7 +131,7 @@ impl Control {
             code,
             reason: reason.to_string(),
         };
-        if let Err(TrySendError::Full(_)) = self.out.try_send(msg) {
+        if self.out.send(msg).is_err() {
             self.abort();
         }
     }
@@ -180,6 +184,7 @@ pub struct Pending {
     pub out: Sender<Out>,
     socket: TcpStream,
     closed: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
     limits: Limits,
 }
 
@@ -190,7 +195,9 @@ pub fn start_writer(
     role: Role,
     limits: Limits,
 ) -> io::Result<Pending> {
-    let (out, rx) = crossbeam_channel::bounded(limits.send_queue.max(1));
+    let (out, rx) = crossbeam_channel::unbounded();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let writer_queued = queued.clone();
     let socket = stream.try_clone()?;
     let writer_stream = stream.try_clone()?;
     let config = ws_config(&limits);
@@ -201,6 +208,7 @@ pub fn start_writer(
             write_loop(
                 WebSocket::from_raw_socket(writer_stream, role, Some(config)),
                 rx,
+                &writer_queued,
             )
         })?;
     Ok(Pending {
@@ -208,6 +216,7 @@ pub fn start_writer(
         out,
         socket,
         closed: Arc::new(AtomicBool::new(false)),
+        queued,
         limits,
     })
 }
@@ -221,6 +230,8 @@ impl Pending {
             socket: self.socket.try_clone()?,
             closed: self.closed.clone(),
             max_message: self.limits.max_message,
+            queued: self.queued.clone(),
+            send_queue: self.limits.send_queue.max(1),
         }))
     }
 
@@ -234,7 +245,7 @@ impl Pending {
 /// How long after our Close frame the peer has to answer before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>) {
+fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUsize) {
     let mut closing = false;
     loop {
         let next = if closing {
@@ -243,6 +254,9 @@ fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>) {
             rx.recv().ok()
         };
         let Some(out) = next else { break };
+        if let Out::Message { .. } = out {
+            queued.fetch_sub(1, Ordering::SeqCst);
+        }
         let result = match out {
             // After our own Close frame, nothing else may follow.
             Out::Raw(_) | Out::Message { .. } if closing => Ok(()),

@@ -21,6 +21,13 @@ pub enum WsOrigin {
         /// The bound port.
         port: u16,
     },
+    /// `http.websocket(port)`, the older server API (seed 000): `websocket_*` events carrying the
+    /// port first and the client ID last, and `websocket_server_closed(port)` when the server
+    /// stops after its last client left.
+    LegacyServer {
+        /// The bound port.
+        port: u16,
+    },
     /// `http.websocket(url)`: `websocket_*` events keyed by URL.
     Client {
         /// The URL as the script gave it.
@@ -44,6 +51,8 @@ pub enum WsEventKind {
     },
     /// A client connection could not be opened.
     Failed(String),
+    /// An older-API server stopped listening because its last client left.
+    ServerClosed,
 }
 
 /// An event from a WebSocket connection.
@@ -64,10 +73,14 @@ impl WsEvent {
             (WsOrigin::Server { .. }, WsEventKind::Connected(_)) => "websocket_server_connect",
             (WsOrigin::Server { .. }, WsEventKind::Message(..)) => "websocket_server_message",
             (WsOrigin::Server { .. }, _) => "websocket_server_closed",
+            (WsOrigin::LegacyServer { .. }, WsEventKind::Connected(_)) => "websocket_success",
+            (WsOrigin::LegacyServer { .. }, WsEventKind::Message(..)) => "websocket_message",
+            (WsOrigin::LegacyServer { .. }, WsEventKind::ServerClosed) => "websocket_server_closed",
+            (WsOrigin::LegacyServer { .. }, _) => "websocket_closed",
             (WsOrigin::Client { .. }, WsEventKind::Connected(_)) => "websocket_success",
             (WsOrigin::Client { .. }, WsEventKind::Message(..)) => "websocket_message",
             (WsOrigin::Client { .. }, WsEventKind::Closed { .. }) => "websocket_closed",
-            (WsOrigin::Client { .. }, WsEventKind::Failed(_)) => "websocket_failure",
+            (WsOrigin::Client { .. }, _) => "websocket_failure",
         }
     }
 }

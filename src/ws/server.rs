@@ -29,6 +29,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// State shared by the accept thread and the client threads.
 struct Shared {
     port: u16,
+    /// Started by the older API: old-style events, and it stops when its last client leaves.
+    legacy: bool,
+    /// A handle on the listening socket, to stop accepting from a client thread.
+    socket: Socket,
+    local_addr: SocketAddr,
     config: Arc<Config>,
     events: EventSender,
     stopped: AtomicBool,
@@ -44,17 +49,25 @@ impl Shared {
 /// A running WebSocket server. Dropping it stops it.
 pub struct WsServer {
     shared: Arc<Shared>,
-    socket: Socket,
-    local_addr: SocketAddr,
     thread: Option<JoinHandle<()>>,
 }
 
 impl WsServer {
-    /// Binds `config.bind:port` (0: a free port) and starts accepting clients.
-    pub fn start(port: u16, config: Arc<Config>, events: EventSender) -> io::Result<WsServer> {
+    /// Binds `config.bind:port` (0: a free port) and starts accepting clients. A `legacy`
+    /// server (the older `http.websocket(port)` API) sends old-style events and stops by itself
+    /// once its last client has left.
+    pub fn start(
+        port: u16,
+        legacy: bool,
+        config: Arc<Config>,
+        events: EventSender,
+    ) -> io::Result<WsServer> {
         let (socket, listener, local_addr) = net::bind(SocketAddr::new(config.bind, port))?;
         let shared = Arc::new(Shared {
             port: local_addr.port(),
+            legacy,
+            socket,
+            local_addr,
             config,
             events,
             stopped: AtomicBool::new(false),
@@ -73,15 +86,18 @@ impl WsServer {
         log::info!("websocket server listening on ws://{local_addr}");
         Ok(WsServer {
             shared,
-            socket,
-            local_addr,
             thread: Some(thread),
         })
     }
 
+    /// Whether the server has stopped accepting (an older-API server whose clients all left).
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::SeqCst)
+    }
+
     /// The bound port.
     pub fn port(&self) -> u16 {
-        self.local_addr.port()
+        self.shared.port
     }
 
     /// Stops accepting, frees the port, and closes every connected client (1001).
@@ -90,7 +106,7 @@ impl WsServer {
             return;
         };
         self.shared.stopped.store(true, Ordering::SeqCst);
-        net::wake_accept(&self.socket, self.local_addr);
+        net::wake_accept(&self.shared.socket, self.shared.local_addr);
         if thread.join().is_err() {
             log::error!("websocket accept thread of port {} panicked", self.port());
         }
@@ -178,7 +194,11 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
     }
     {
         shared.clients().insert(id, Arc::downgrade(&control));
-        let origin = WsOrigin::Server { port: shared.port };
+        let origin = if shared.legacy {
+            WsOrigin::LegacyServer { port: shared.port }
+        } else {
+            WsOrigin::Server { port: shared.port }
+        };
         let connected = Event::Ws(Box::new(WsEvent {
             origin: origin.clone(),
             id,
@@ -189,7 +209,21 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
         } else {
             control.abort();
         }
-        shared.clients().remove(&id);
+        let left = {
+            let mut clients = shared.clients();
+            clients.remove(&id);
+            clients.len()
+        };
+        // The older API's server stops listening once all its connections are closed.
+        if shared.legacy && left == 0 && !shared.stopped.swap(true, Ordering::SeqCst) {
+            net::wake_accept(&shared.socket, shared.local_addr);
+            log::info!("websocket port {}: last client left, server stopped", shared.port);
+            shared.events.send_blocking(Event::Ws(Box::new(WsEvent {
+                origin,
+                id: 0,
+                kind: WsEventKind::ServerClosed,
+            })));
+        }
     }
 }
 
