@@ -187,12 +187,18 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                     // Generation 0: no handle owns an older-API server.
                     let old = c.ws_servers.borrow_mut().insert(bound, (0, server));
                     drop(old);
-                    Ok(values(vec![Value::Boolean(true), Value::Integer(bound as i64)]))
+                    Ok(values(vec![
+                        Value::Boolean(true),
+                        Value::Integer(bound as i64),
+                    ]))
                 }
                 Err(e) => {
                     let addr = std::net::SocketAddr::new(c.config.bind, port);
                     let msg = format!("{}: {addr}", super::http::bind_reason(&e));
-                    Ok(values(vec![Value::Boolean(false), Value::String(lua.create_string(msg)?)]))
+                    Ok(values(vec![
+                        Value::Boolean(false),
+                        Value::String(lua.create_string(msg)?),
+                    ]))
                 }
             }
         })?,
@@ -255,7 +261,9 @@ impl WsApi {
             (WsOrigin::LegacyServer { port }, WsEventKind::Connected(link)) => {
                 let ud = lua.create_any_userdata(ConnHandle::new(link))?;
                 let port = Value::Integer(port as i64);
-                let handle: Table = self.make_legacy_client.call((ud, port.clone(), id.clone()))?;
+                let handle: Table = self
+                    .make_legacy_client
+                    .call((ud, port.clone(), id.clone()))?;
                 out.extend([port, Value::Table(handle), id]);
             }
             (WsOrigin::Client { url }, WsEventKind::Connected(link)) => {

@@ -217,7 +217,10 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
         // The older API's server stops listening once all its connections are closed.
         if shared.legacy && left == 0 && !shared.stopped.swap(true, Ordering::SeqCst) {
             net::wake_accept(&shared.socket, shared.local_addr);
-            log::info!("websocket port {}: last client left, server stopped", shared.port);
+            log::info!(
+                "websocket port {}: last client left, server stopped",
+                shared.port
+            );
             shared.events.send_blocking(Event::Ws(Box::new(WsEvent {
                 origin,
                 id: 0,
