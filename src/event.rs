@@ -5,6 +5,7 @@
 //! dropped silently. Native events are turned into Lua values only on the Lua thread, when they
 //! are delivered.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{SendTimeoutError, Sender};
@@ -12,6 +13,7 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 use crate::error::RuntimeGone;
 use crate::http::client::ClientOutcome;
 use crate::http::exchange::ExchangeGuard;
+use crate::http::listener::{OwedResponse, ResponseTracker};
 use crate::ws::WsEvent;
 
 /// A plain value carried by an event from another thread into Lua.
@@ -105,11 +107,19 @@ impl Event {
 #[derive(Debug, Clone)]
 pub struct EventSender {
     tx: Sender<Event>,
+    /// Work owed to peers (responses, WebSocket writes) that the runtime waits for at exit.
+    owed: Arc<ResponseTracker>,
 }
 
 impl EventSender {
-    pub(crate) fn new(tx: Sender<Event>) -> EventSender {
-        EventSender { tx }
+    pub(crate) fn new(tx: Sender<Event>, owed: Arc<ResponseTracker>) -> EventSender {
+        EventSender { tx, owed }
+    }
+
+    /// Notes work owed to a peer until the returned guard is dropped; the runtime waits for it
+    /// (briefly) before exiting.
+    pub(crate) fn owe(&self) -> OwedResponse {
+        self.owed.owe()
     }
 
     /// Queues the event `name` with `args`, as `os.queueEvent(name, ...)` would. Blocks while the

@@ -55,7 +55,8 @@ impl Runtime {
             Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::default())
         };
         let (tx, rx) = crossbeam_channel::bounded(config.event_queue_capacity.max(1));
-        let sender = EventSender::new(tx);
+        let tracker = Arc::new(ResponseTracker::default());
+        let sender = EventSender::new(tx, tracker.clone());
         let ctx = Context {
             scheduler: Rc::new(RefCell::new(Scheduler::new(
                 rx,
@@ -64,9 +65,10 @@ impl Runtime {
             config,
             sender,
             listeners: Rc::new(RefCell::new(HashMap::new())),
-            tracker: Arc::new(ResponseTracker::default()),
+            tracker,
             open_responses: Rc::new(Cell::new(0)),
             ws_servers: Rc::new(RefCell::new(HashMap::new())),
+            ws_links: Rc::new(RefCell::new(Vec::new())),
         };
         let api = api::install(&lua, &ctx)?;
         let traceback: Function = lua
@@ -218,6 +220,12 @@ impl Runtime {
         drop(listeners);
         let ws_servers: Vec<_> = self.ctx.ws_servers.borrow_mut().drain().collect();
         drop(ws_servers);
+        // Close the WebSocket connections still open (their writers send Close 1001 and end).
+        for link in self.ctx.ws_links.borrow_mut().drain(..) {
+            if let Some(control) = link.upgrade() {
+                control.close(1001, "");
+            }
+        }
         self.ctx.scheduler.borrow_mut().close();
         let owed = self.ctx.tracker.wait_idle(DRAIN_TIMEOUT);
         if owed > 0 {

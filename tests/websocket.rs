@@ -388,3 +388,25 @@ fn older_api_server_echoes_and_stops_after_its_last_client() {
     let status = server.wait_exit(WAIT).expect("script ended");
     assert!(status.success());
 }
+
+#[test]
+fn invalid_utf8_in_a_text_message_is_closed_with_1007() {
+    let server = echo_server();
+    let mut s = common::connect(server.port);
+    s.write_all(&upgrade_request(server.port)).unwrap();
+    expect_101(&mut s);
+    s.write_all(&masked_text_frame(&[b'o', b'k', 0xff, 0xfe]))
+        .unwrap();
+    // The answer is a Close frame (opcode 8) whose payload starts with the code 1007.
+    let mut header = [0u8; 2];
+    s.read_exact(&mut header).expect("close frame header");
+    assert_eq!(header[0], 0x88, "a final Close frame");
+    let mut payload = vec![0u8; (header[1] & 0x7f) as usize];
+    s.read_exact(&mut payload).expect("close payload");
+    assert!(payload.len() >= 2, "close frame carries a code");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1007);
+    // Other clients are unaffected.
+    let mut ws = ws_connect(server.port);
+    ws.send(Message::text("fine")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("fine"));
+}

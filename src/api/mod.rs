@@ -46,6 +46,8 @@ pub struct Context {
     pub open_responses: Rc<Cell<usize>>,
     /// WebSocket servers by port.
     pub ws_servers: websocket::WsServers,
+    /// Every WebSocket connection handed to the script, to close them when it ends.
+    pub ws_links: websocket::WsLinks,
 }
 
 /// The installed APIs: what the event loop needs to build event values.
@@ -82,7 +84,11 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
         .set_name("=ccserve/websocket.lua")
         .call((native, support))?;
     Ok(Api {
-        websocket: websocket::WsApi::new(&ws_factories, ctx.ws_servers.clone())?,
+        websocket: websocket::WsApi::new(
+            &ws_factories,
+            ctx.ws_servers.clone(),
+            ctx.ws_links.clone(),
+        )?,
         open_responses: ctx.open_responses.clone(),
         make_server_handles: factories.get("server")?,
         make_client_handle: factories.get("client")?,

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::{Arc, Weak};
 
 use std::ffi::c_void;
 
@@ -12,12 +13,15 @@ use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
 use super::Context;
 use crate::ws::client;
-use crate::ws::connection::{Link, SendError};
+use crate::ws::connection::{Control, Link, SendError};
 use crate::ws::server::WsServer;
 use crate::ws::{WsEvent, WsEventKind, WsOrigin};
 
 /// Open WebSocket servers by port, with a generation so a handle only ever closes its own server.
 pub type WsServers = Rc<RefCell<HashMap<u16, (u64, WsServer)>>>;
+
+/// Connections handed to the script (weakly: the handles own them).
+pub type WsLinks = Rc<RefCell<Vec<Weak<Control>>>>;
 
 /// The userdata behind a server handle. Collecting it closes the server, as in CraftOS-PC.
 pub struct ServerHandle {
@@ -233,17 +237,29 @@ pub struct WsApi {
     make_legacy_client: Function,
     make_client: Function,
     servers: WsServers,
+    links: WsLinks,
 }
 
 impl WsApi {
     /// Takes the handle factories `lua/websocket.lua` returned.
-    pub fn new(factories: &Table, servers: WsServers) -> mlua::Result<WsApi> {
+    pub fn new(factories: &Table, servers: WsServers, links: WsLinks) -> mlua::Result<WsApi> {
         Ok(WsApi {
             make_server_client: factories.get("server_client")?,
             make_legacy_client: factories.get("legacy_client")?,
             make_client: factories.get("client")?,
             servers,
+            links,
         })
+    }
+
+    /// Wraps a new connection for the script, remembering it so it can be closed at exit.
+    fn conn_handle(&self, link: Link) -> ConnHandle {
+        let mut links = self.links.borrow_mut();
+        if links.len() >= 64 && links.len().is_power_of_two() {
+            links.retain(|l| l.strong_count() > 0);
+        }
+        links.push(Arc::downgrade(&link.0));
+        ConnHandle::new(link)
     }
 
     /// The event's name and arguments, in each generation's order.
@@ -254,12 +270,12 @@ impl WsApi {
         let mut out = vec![s(ev.name().as_bytes())?];
         match (ev.origin, ev.kind) {
             (WsOrigin::Server { port }, WsEventKind::Connected(link)) => {
-                let ud = lua.create_any_userdata(ConnHandle::new(link))?;
+                let ud = lua.create_any_userdata(self.conn_handle(link))?;
                 let handle: Table = self.make_server_client.call((ud, id))?;
                 out.extend([Value::Integer(port as i64), Value::Table(handle)]);
             }
             (WsOrigin::LegacyServer { port }, WsEventKind::Connected(link)) => {
-                let ud = lua.create_any_userdata(ConnHandle::new(link))?;
+                let ud = lua.create_any_userdata(self.conn_handle(link))?;
                 let port = Value::Integer(port as i64);
                 let handle: Table = self
                     .make_legacy_client
@@ -267,7 +283,7 @@ impl WsApi {
                 out.extend([port, Value::Table(handle), id]);
             }
             (WsOrigin::Client { url }, WsEventKind::Connected(link)) => {
-                let ud = lua.create_any_userdata(ConnHandle::new(link))?;
+                let ud = lua.create_any_userdata(self.conn_handle(link))?;
                 let url = s(url.as_bytes())?;
                 let handle: Table = self.make_client.call((ud, url.clone()))?;
                 out.extend([url, Value::Table(handle)]);

@@ -21,7 +21,8 @@ use crate::config::Config;
 use crate::event::EventSender;
 use crate::net;
 
-/// Counts responses that are owed to clients, so the runtime can wait for them before exiting.
+/// Counts work owed to peers (HTTP responses, WebSocket writers still sending), so the runtime
+/// can wait for it before exiting.
 #[derive(Debug, Default)]
 pub struct ResponseTracker {
     count: Mutex<usize>,

@@ -89,7 +89,7 @@ fn connect(
         send_queue: config.ws_send_queue,
         stack_size: config.thread_stack_size,
     };
-    let pending = connection::start_writer(&stream, id, Role::Client, limits)
+    let pending = connection::start_writer(&stream, id, Role::Client, limits, events.owe())
         .map_err(|e| format!("cannot start websocket writer: {e}"))?;
     let host = if target.host.contains(':') {
         format!("[{}]", target.host)

@@ -25,6 +25,7 @@ use tungstenite::{Message, WebSocket};
 
 use super::{WsEvent, WsEventKind, WsOrigin};
 use crate::event::{Event, EventSender};
+use crate::http::listener::OwedResponse;
 
 /// What the writer thread is asked to do.
 #[derive(Debug)]
@@ -189,11 +190,14 @@ pub struct Pending {
 }
 
 /// Starts the writer thread of a connection on `stream` (role: server or client).
+/// `owed` keeps the runtime from exiting before this writer has finished (at most the close grace
+/// period after the connection is closed).
 pub fn start_writer(
     stream: &TcpStream,
     id: u64,
     role: Role,
     limits: Limits,
+    owed: OwedResponse,
 ) -> io::Result<Pending> {
     let (out, rx) = crossbeam_channel::unbounded();
     let queued = Arc::new(AtomicUsize::new(0));
@@ -205,6 +209,7 @@ pub fn start_writer(
         .name("ccserve-ws-write".into())
         .stack_size(limits.stack_size)
         .spawn(move || {
+            let _owed = owed;
             write_loop(
                 WebSocket::from_raw_socket(writer_stream, role, Some(config)),
                 rx,

@@ -149,13 +149,14 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let id = next_id();
-    let pending = match connection::start_writer(&stream, id, Role::Server, limits) {
-        Ok(p) => p,
-        Err(e) => {
-            log::warn!("cannot start a websocket writer thread: {e}");
-            return;
-        }
-    };
+    let pending =
+        match connection::start_writer(&stream, id, Role::Server, limits, shared.events.owe()) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("cannot start a websocket writer thread: {e}");
+                return;
+            }
+        };
     // The opening handshake is ours (our request-head parser, limits and deadline), so bytes the
     // client sends right behind its upgrade request are kept and handed to tungstenite, and the
     // 101 response goes out through the writer thread like every later frame.
