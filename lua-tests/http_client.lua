@@ -1,20 +1,7 @@
 -- The HTTP client (http.request / http.get / http.post / http.checkURL) against a local listener.
 local t = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/helper.lua")
 
--- Runs `handler(req, res)` for every request while `client(base, port)` runs; closes the response
--- after the handler. An error in the handler fails the test.
-local function exchange(handler, client)
-    local err
-    t.with_listener(function()
-        while true do
-            local _, _, req, res = os.pullEvent("http_request")
-            local ok, e = pcall(handler, req, res)
-            if not ok and not err then err = e end
-            pcall(res.close)
-        end
-    end, client)
-    if err then error("in handler: " .. tostring(err), 0) end
-end
+local exchange = t.exchange
 
 -- A handler that answers by path: /status/NNN sets the status; everything echoes
 -- "METHOD URL BODY"; X-Echo-* request headers come back as X-Got-*.

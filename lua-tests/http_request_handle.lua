@@ -1,21 +1,7 @@
 -- The request handle of an http_request event: URL, method, headers, reads, close.
 local t = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/helper.lua")
 
--- Runs `handler(req, res)` for every request while `client(base, port)` runs. The response is
--- closed after the handler if it did not close it. An error in the handler fails the test (after
--- the client got its answer).
-local function exchange(handler, client)
-    local err
-    t.with_listener(function()
-        while true do
-            local _, _, req, res = os.pullEvent("http_request")
-            local ok, e = pcall(handler, req, res)
-            if not ok and not err then err = e end
-            pcall(res.close)
-        end
-    end, client)
-    if err then error("in handler: " .. tostring(err), 0) end
-end
+local exchange = t.exchange
 
 -- Sends one request (options table for http.get) and returns the response body.
 local function fetch(opts)

@@ -2,9 +2,9 @@
 //! options, the accept loop, and waking that loop to stop it.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
 
@@ -55,6 +55,29 @@ pub fn accept_loop(
             }
         }
     }
+}
+
+/// Connects to `host:port` (trying each address it resolves to) before `deadline`. Errors are
+/// worded for scripts (`Could not resolve host: …`, `Could not connect: …`, `Timed out`).
+pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, String> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("Could not resolve host: {e}"))?;
+    let mut last_err = "Could not resolve host".to_string();
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("Timed out".into());
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last_err = format!("Could not connect: {e}"),
+        }
+    }
+    Err(last_err)
 }
 
 /// Makes a thread blocked in `accept` on `socket` return (set the stop flag first).

@@ -128,6 +128,20 @@ pub fn values(v: Vec<Value>) -> MultiValue {
     MultiValue::from_vec(v)
 }
 
+/// `false, message`: how CraftOS functions report an expected failure without raising.
+pub fn failure(lua: &Lua, message: impl AsRef<[u8]>) -> NResult<MultiValue> {
+    Ok(values(vec![
+        Value::Boolean(false),
+        Value::String(lua.create_string(message)?),
+    ]))
+}
+
+/// Whether argument `i` is truthy (anything but `nil`, `false` or absent).
+pub fn truthy(args: &[Value], i: usize) -> bool {
+    args.get(i - 1)
+        .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)))
+}
+
 /// No return values.
 pub fn nothing() -> MultiValue {
     MultiValue::new()

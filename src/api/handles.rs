@@ -204,9 +204,7 @@ fn install_reads<T: Readable>(lua: &Lua, native_tbl: &Table, prefix: &str) -> ml
     native_tbl.set(
         format!("{prefix}_readLine"),
         native(lua, |lua, args| {
-            let trailing = args
-                .get(1)
-                .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
+            let trailing = args::truthy(args, 2);
             with::<T, _>(args, |h| opt_string(lua, h.cursor()?.read_line(trailing)))
         })?,
     )?;

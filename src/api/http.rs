@@ -63,10 +63,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             let url = args::bytes(lua, args, 1)?;
             Ok(match client::parse_url(&String::from_utf8_lossy(&url)) {
                 Ok(_) => values(vec![Value::Boolean(true)]),
-                Err(e) => values(vec![
-                    Value::Boolean(false),
-                    Value::String(lua.create_string(e)?),
-                ]),
+                Err(e) => args::failure(lua, e)?,
             })
         })?,
     )?;
@@ -77,17 +74,11 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         native(lua, move |lua, args| {
             let request = client_request(lua, args, &c)?;
             if let Err(e) = client::parse_url(&request.url) {
-                return Ok(values(vec![
-                    Value::Boolean(false),
-                    Value::String(lua.create_string(e)?),
-                ]));
+                return args::failure(lua, e);
             }
             match client::spawn(request, c.sender.clone(), c.config.thread_stack_size) {
                 Ok(()) => Ok(values(vec![Value::Boolean(true)])),
-                Err(e) => Ok(values(vec![
-                    Value::Boolean(false),
-                    Value::String(lua.create_string(e)?),
-                ])),
+                Err(e) => args::failure(lua, e),
             }
         })?,
     )?;

@@ -144,9 +144,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         "ws_send",
         native(lua, |lua, args| {
             let data = args::bytes(lua, &args[1..], 1)?;
-            let binary = args
-                .get(2)
-                .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
+            let binary = args::truthy(args, 3);
             with::<ConnHandle, _>(args, |h| match h.link.0.send(data, binary) {
                 Ok(()) => Ok(nothing()),
                 Err(SendError::TooLarge) => Err(Fail::Script("Message is too large".into())),
@@ -199,10 +197,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 Err(e) => {
                     let addr = std::net::SocketAddr::new(c.config.bind, port);
                     let msg = format!("{}: {addr}", super::http::bind_reason(&e));
-                    Ok(values(vec![
-                        Value::Boolean(false),
-                        Value::String(lua.create_string(msg)?),
-                    ]))
+                    args::failure(lua, msg)
                 }
             }
         })?,
@@ -221,10 +216,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             }
             match client::spawn(url, headers, c.config.clone(), c.sender.clone()) {
                 Ok(()) => Ok(values(vec![Value::Boolean(true)])),
-                Err(e) => Ok(values(vec![
-                    Value::Boolean(false),
-                    Value::String(lua.create_string(e)?),
-                ])),
+                Err(e) => args::failure(lua, e),
             }
         })?,
     )?;

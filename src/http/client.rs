@@ -2,7 +2,6 @@
 //! blocking socket, one short-lived thread per request, reusing the server's body framing.
 
 use std::io::Write;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::body::{read_body, BodyError, Framing};
@@ -176,26 +175,7 @@ fn exchange(
     request: &ClientRequest,
     deadline: Instant,
 ) -> Result<ClientResponse, String> {
-    let addrs = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("Could not resolve host: {e}"))?;
-    let mut last_err = "Could not resolve host".to_string();
-    let mut stream = None;
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("Timed out".into());
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_err = format!("Could not connect: {e}"),
-        }
-    }
-    let mut stream = stream.ok_or(last_err)?;
-    let _ = stream.set_nodelay(true);
+    let mut stream = crate::net::connect(&url.host, url.port, deadline)?;
     let _ = stream.set_write_timeout(Some(request.timeout));
     let host = if url.host.contains(':') {
         format!("[{}]", url.host)

@@ -1,7 +1,6 @@
 //! `http.websocket(url)` / `http.websocketAsync(url)`: outgoing WebSocket connections (plain
 //! `ws://`), on the same reader/writer threads as server connections.
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,23 +65,7 @@ fn connect(
     events: &EventSender,
 ) -> Result<(), String> {
     let deadline = Instant::now() + config.client_timeout;
-    let addrs = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("Could not resolve host: {e}"))?;
-    let mut last_err = "Could not resolve host".to_string();
-    let mut stream = None;
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match TcpStream::connect_timeout(&addr, left.max(Duration::from_millis(1))) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_err = format!("Could not connect: {e}"),
-        }
-    }
-    let stream = stream.ok_or(last_err)?;
-    let _ = stream.set_nodelay(true);
+    let stream = crate::net::connect(&target.host, target.port, deadline)?;
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let limits = Limits {
         max_message: config.ws_max_message,
