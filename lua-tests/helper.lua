@@ -6,23 +6,7 @@ local t = { passed = 0, failed = 0 }
 
 local function fmt(v)
     if type(v) == "string" then return string.format("%q", v) end
-    --- Runs `handler(req, res)` for every request while `client(base, port)` runs (see
---- `with_listener`). The response is closed after the handler if it did not close it. An error in
---- the handler fails the test (after the client got its answer).
-function t.exchange(handler, client)
-    local err
-    t.with_listener(function()
-        while true do
-            local _, _, req, res = os.pullEvent("http_request")
-            local ok, e = pcall(handler, req, res)
-            if not ok and not err then err = e end
-            pcall(res.close)
-        end
-    end, client)
-    if err then error("in handler: " .. tostring(err), 0) end
-end
-
-return tostring(v)
+    return tostring(v)
 end
 
 --- Fails unless a == b (raw equality).
