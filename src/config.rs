@@ -1,6 +1,7 @@
 //! Runtime configuration: one struct, with the defaults documented in README.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything that can be tuned about a [`Runtime`](crate::Runtime).
@@ -47,6 +48,13 @@ pub struct Config {
     /// Messages queued for one WebSocket client before it counts as too slow and is closed.
     /// Default 1024.
     pub ws_send_queue: usize,
+    /// The directory the `fs` API sees as `/`. `None`: the script's directory (for
+    /// [`Runtime::run_file`](crate::Runtime::run_file)) or the current directory (for a chunk).
+    pub root: Option<PathBuf>,
+    /// What `os.getComputerID()` returns. Default 0.
+    pub computer_id: u32,
+    /// What `os.getComputerLabel()` returns until the script sets one. Default none.
+    pub computer_label: Option<String>,
     /// Timeout of one outgoing `http.request` (connect, send, receive). Default 30 s.
     pub client_timeout: Duration,
     /// Largest response body `http.request` accepts. Default 16 MiB.
@@ -72,6 +80,9 @@ impl Default for Config {
             ws_max_message: 16 * 1024 * 1024,
             ws_max_clients: 1024,
             ws_send_queue: 1024,
+            root: None,
+            computer_id: 0,
+            computer_label: None,
             client_timeout: Duration::from_secs(30),
             client_max_download: 16 * 1024 * 1024,
         }

@@ -17,6 +17,9 @@ Options:
       --bind ADDR        address listeners bind to (default 0.0.0.0: all IPv4 interfaces;
                          use 127.0.0.1 for this machine only, :: for IPv4 and IPv6)
       --max-body BYTES   largest request body accepted, larger gets 413 (default 16777216)
+      --root DIR         the directory the fs API sees as / (default: the script's directory)
+      --id N             what os.getComputerID() returns (default 0)
+      --label NAME       what os.getComputerLabel() returns until the script sets one
       --max-connections N          open connections per listener, more get 503 (default 1024)
       --response-timeout SECONDS   a response the script never closes is sent as buffered
                                    after this long (default 15, as CraftOS-PC)
@@ -87,6 +90,20 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
                     .parse()
                     .map_err(|_| format!("--max-connections: '{v}' is not a number"))?;
             }
+            "--root" => {
+                let v = value(&flag)?;
+                if !std::path::Path::new(&v).is_dir() {
+                    return Err(format!("--root: '{v}' is not a directory"));
+                }
+                config.root = Some(v.into());
+            }
+            "--id" => {
+                let v = value(&flag)?;
+                config.computer_id = v
+                    .parse()
+                    .map_err(|_| format!("--id: '{v}' is not a computer id (0 or more)"))?;
+            }
+            "--label" => config.computer_label = Some(value(&flag)?),
             "--ws-max-message" => {
                 let v = value(&flag)?;
                 config.ws_max_message = v

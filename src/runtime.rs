@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,6 +69,8 @@ impl Runtime {
             open_responses: Rc::new(Cell::new(0)),
             ws_servers: Rc::new(RefCell::new(HashMap::new())),
             ws_links: Rc::new(RefCell::new(Vec::new())),
+            files: crate::api::fs::Files::default(),
+            halt: Rc::new(Cell::new(false)),
         };
         let api = api::install(&lua, &ctx)?;
         let traceback: Function = lua
@@ -115,12 +117,38 @@ impl Runtime {
             source,
         })?;
         let name = path.to_string_lossy().into_owned();
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        self.set_root(dir, path);
         self.run_source(&source, &name, args)
     }
 
     /// Runs Lua source code named `name` (used in error messages) with `args` until it ends.
     pub fn run_chunk(&mut self, source: &str, name: &str, args: &[String]) -> Result<(), Error> {
+        self.set_root(PathBuf::from("."), Path::new(name));
         self.run_source(source.as_bytes(), name, args)
+    }
+
+    /// Decides the `fs` root (the configured one, else `default_root`) and the program's path in
+    /// it: `/name` relative to the root when the script lies inside it, else its file name.
+    fn set_root(&mut self, default_root: PathBuf, script: &Path) {
+        let root = self.ctx.config.root.clone().unwrap_or(default_root);
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        let script_abs = std::fs::canonicalize(script).unwrap_or_else(|_| script.to_path_buf());
+        let program = match script_abs.strip_prefix(&root) {
+            Ok(rel) => format!("/{}", rel.to_string_lossy().replace('\\', "/")),
+            Err(_) => format!(
+                "/{}",
+                script
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+        };
+        self.ctx.files.set(root, program);
     }
 
     fn run_source(&mut self, source: &[u8], name: &str, args: &[String]) -> Result<(), Error> {
@@ -153,6 +181,8 @@ impl Runtime {
     fn drive(&mut self, co: &Thread, mut resume: MultiValue) -> Result<(), Error> {
         loop {
             let yielded = match co.resume::<MultiValue>(resume) {
+                // os.shutdown/os.reboot: end normally at its yield or error.
+                _ if self.ctx.halt.get() => return Ok(()),
                 Ok(v) => v,
                 Err(e) => return Err(self.script_error(co, &e)),
             };

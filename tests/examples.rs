@@ -11,8 +11,16 @@ use common::{connect, read_response, Server, WAIT};
 
 /// Starts `examples/NAME` with port argument 0 and waits for its listener to be bound.
 fn start(name: &str) -> Server {
+    start_with(name, &[])
+}
+
+/// [`start`] with extra options before the script.
+fn start_with(name: &str, options: &[&str]) -> Server {
     let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
-    let mut ex = Server::spawn_exact(&["-v", "--bind", "127.0.0.1", &path, "0"]);
+    let mut args = vec!["-v", "--bind", "127.0.0.1"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&[&path, "0"]);
+    let mut ex = Server::spawn_exact(&args);
     ex.port = ex
         .stderr_line_containing("listening on ", WAIT)
         .and_then(|line| {
@@ -167,4 +175,43 @@ fn ws_chat_example_broadcasts_to_every_client() {
     assert_eq!(ws_text(&mut b), "user2: hi all");
     b.close(None).unwrap();
     assert_eq!(ws_text(&mut a), "user2 left");
+}
+
+#[test]
+fn webify_style_example_serves_a_json_api_with_routing() {
+    let root = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("webify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let ex = start_with("webify_style.lua", &["--root", root.to_str().unwrap()]);
+    let r = request(ex.port, "GET /api/items HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((r.status, r.text().as_str()), (200, "[]"));
+    let body = r#"{"name":"apple","qty":3}"#;
+    let post = format!(
+        "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = request(ex.port, &post);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.text().contains(r#""name":"apple""#), "{}", r.text());
+    assert!(r.text().contains(r#""id":1"#), "{}", r.text());
+    let r = request(ex.port, "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains(r#""qty":3"#), "{}", r.text());
+    // Kept in a file under the root.
+    let saved = std::fs::read_to_string(root.join("items.json")).expect("items.json written");
+    assert!(saved.contains("apple"), "{saved}");
+    let r = request(ex.port, "PUT /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 405);
+    let r = request(
+        ex.port,
+        "POST /api/items HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{x}",
+    );
+    assert_eq!(r.status, 400);
+    let r = request(ex.port, "DELETE /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    let r = request(ex.port, "GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 404);
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -4,9 +4,11 @@
 //! the Lua values a script receives.
 
 pub mod args;
+pub mod fs;
 pub mod handles;
 pub mod http;
 pub mod os;
+pub mod system;
 pub mod websocket;
 
 use std::cell::{Cell, RefCell};
@@ -27,6 +29,9 @@ const OS_LUA: &str = include_str!("../lua/os.lua");
 const HTTP_LUA: &str = include_str!("../lua/http.lua");
 const PARALLEL_LUA: &str = include_str!("../lua/parallel.lua");
 const WEBSOCKET_LUA: &str = include_str!("../lua/websocket.lua");
+const TEXTUTILS_LUA: &str = include_str!("../lua/textutils.lua");
+const FS_LUA: &str = include_str!("../lua/fs.lua");
+const SYSTEM_LUA: &str = include_str!("../lua/system.lua");
 
 /// What the API functions share with the runtime.
 #[derive(Clone)]
@@ -48,6 +53,10 @@ pub struct Context {
     pub ws_servers: websocket::WsServers,
     /// Every WebSocket connection handed to the script, to close them when it ends.
     pub ws_links: websocket::WsLinks,
+    /// The sandbox root of the `fs` API and the running program's path in it.
+    pub files: fs::Files,
+    /// Set by `os.shutdown`/`os.reboot`: the script's end (or error) is then a normal exit.
+    pub halt: Rc<Cell<bool>>,
 }
 
 /// The installed APIs: what the event loop needs to build event values.
@@ -65,6 +74,8 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
     http::install(lua, &native, ctx)?;
     handles::install(lua, &native)?;
     websocket::install(lua, &native, ctx)?;
+    fs::install(lua, &native, ctx)?;
+    system::install(lua, &native, ctx)?;
     let support: Table = lua
         .load(PRELUDE_LUA)
         .set_name("=ccserve/prelude.lua")
@@ -72,6 +83,15 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
     lua.load(OS_LUA)
         .set_name("=ccserve/os.lua")
         .call::<()>((native.clone(), support.clone()))?;
+    for (name, source) in [
+        ("=ccserve/textutils.lua", TEXTUTILS_LUA),
+        ("=ccserve/fs.lua", FS_LUA),
+        ("=ccserve/system.lua", SYSTEM_LUA),
+    ] {
+        lua.load(source)
+            .set_name(name)
+            .call::<()>((native.clone(), support.clone()))?;
+    }
     lua.load(PARALLEL_LUA)
         .set_name("=ccserve/parallel.lua")
         .call::<()>(())?;
