@@ -38,6 +38,10 @@ pub struct Config {
     /// Capacity of the channel carrying events from native threads into the Lua thread. A full
     /// channel makes producers wait (backpressure); nothing is dropped. Default 1024.
     pub event_queue_capacity: usize,
+    /// Most events `os.queueEvent` may have waiting; one more raises an error (so a script that
+    /// queues events in a loop without pulling them fails clearly instead of eating memory).
+    /// CraftOS-PC has no limit; CC: Tweaked drops events beyond 256. Default 65536.
+    pub max_queued_events: usize,
     /// Stack size of connection and client threads. Default 128 KiB.
     pub thread_stack_size: usize,
     /// Largest WebSocket message received or sent. A client sending a larger one is closed with
@@ -76,6 +80,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(15),
             event_queue_capacity: 1024,
+            max_queued_events: 65536,
             thread_stack_size: 128 * 1024,
             ws_max_message: 16 * 1024 * 1024,
             ws_max_clients: 1024,

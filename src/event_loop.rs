@@ -38,6 +38,10 @@ impl Queued {
     }
 }
 
+/// `os.queueEvent` found too many events waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
 /// The queue plus the timers, owned by the Lua thread.
 pub struct Scheduler {
     rx: Receiver<Event>,
@@ -72,10 +76,15 @@ impl Scheduler {
         self.started
     }
 
-    /// `os.queueEvent`: appended after everything that already happened.
-    pub fn queue_lua(&mut self, values: Vec<Value>) {
+    /// `os.queueEvent`: appended after everything that already happened. Fails when
+    /// `max_lua` events from Lua are already waiting.
+    pub fn queue_lua(&mut self, values: Vec<Value>, max_lua: usize) -> Result<(), QueueFull> {
+        if self.queue.len() - self.native_queued >= max_lua {
+            return Err(QueueFull);
+        }
         self.collect();
         self.queue.push_back(Queued::Lua(values));
+        Ok(())
     }
 
     /// `os.startTimer`: returns the timer id.

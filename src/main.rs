@@ -21,6 +21,12 @@ Options:
       --id N             what os.getComputerID() returns (default 0)
       --label NAME       what os.getComputerLabel() returns until the script sets one
       --max-connections N          open connections per listener, more get 503 (default 1024)
+      --max-request-line BYTES     longest request line, longer gets 414 (default 8192)
+      --max-header-bytes BYTES     largest request head, larger gets 431 (default 65536)
+      --max-headers N              most header fields, more get 431 (default 100)
+      --event-queue N              native events waiting for the script before producers wait
+                                   (default 1024)
+      --max-queued-events N        events os.queueEvent may have waiting (default 65536)
       --response-timeout SECONDS   a response the script never closes is sent as buffered
                                    after this long (default 15, as CraftOS-PC)
       --keep-alive-timeout SECONDS idle time before a keep-alive connection closes (default 15)
@@ -116,6 +122,11 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
                     .parse()
                     .map_err(|_| format!("--ws-max-clients: '{v}' is not a number"))?;
             }
+            "--max-request-line" => config.max_request_line = count(&flag, &value(&flag)?)?,
+            "--max-header-bytes" => config.max_header_bytes = count(&flag, &value(&flag)?)?,
+            "--max-headers" => config.max_headers = count(&flag, &value(&flag)?)?,
+            "--event-queue" => config.event_queue_capacity = count(&flag, &value(&flag)?)?,
+            "--max-queued-events" => config.max_queued_events = count(&flag, &value(&flag)?)?,
             "--response-timeout" => config.response_timeout = seconds(&flag, &value(&flag)?)?,
             "--keep-alive-timeout" => config.keep_alive_timeout = seconds(&flag, &value(&flag)?)?,
             "--header-timeout" => config.header_timeout = seconds(&flag, &value(&flag)?)?,
@@ -146,6 +157,14 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
             }
         }
     }
+}
+
+/// Parses a positive whole number.
+fn count(flag: &str, v: &str) -> Result<usize, String> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{flag}: '{v}' is not a positive whole number"))
 }
 
 /// Parses a positive number of seconds (fractions allowed).

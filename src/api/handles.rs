@@ -87,6 +87,7 @@ impl ServerExchange {
     /// Wraps a request that arrived, counting it in `open_responses` until it is closed.
     pub fn new(mut request: IncomingRequest, open_responses: Rc<Cell<usize>>) -> ServerExchange {
         let body = BodyCursor::new(std::mem::take(&mut request.body));
+        request.guard.exchange().mark_delivered();
         open_responses.set(open_responses.get() + 1);
         ServerExchange {
             request,

@@ -14,13 +14,21 @@ const DAY_MS: f64 = 20.0 * 60.0 * 1000.0;
 /// Fills `native` with the `os` functions.
 pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
     let sched = ctx.scheduler.clone();
+    let max_queued = ctx.config.max_queued_events;
     native_tbl.set(
         "queueEvent",
         native(lua, move |_, args| {
             if !matches!(args.first(), Some(Value::String(_))) {
                 return Err(bad_type(args, 1, "string"));
             }
-            sched.borrow_mut().queue_lua(args.to_vec());
+            sched
+                .borrow_mut()
+                .queue_lua(args.to_vec(), max_queued)
+                .map_err(|_| {
+                    Fail::Script(format!(
+                        "Too many events queued ({max_queued}); pull events before queueing more"
+                    ))
+                })?;
             Ok(nothing())
         })?,
     )?;

@@ -6,6 +6,7 @@
 //! response timeout, the handle being garbage-collected, its listener being removed, or the
 //! script ending. Every later use from Lua sees it closed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -23,6 +24,8 @@ struct Slot {
 pub struct Exchange {
     slot: Mutex<Slot>,
     ready: Condvar,
+    /// Whether the request reached the script (its handles were built).
+    delivered: AtomicBool,
 }
 
 /// The response was already closed.
@@ -38,6 +41,7 @@ impl Exchange {
                 closed: false,
             }),
             ready: Condvar::new(),
+            delivered: AtomicBool::new(false),
         })
     }
 
@@ -53,6 +57,11 @@ impl Exchange {
             return Err(Closed);
         }
         Ok(f(&mut slot.response))
+    }
+
+    /// Notes that the script received the request (its handles exist).
+    pub fn mark_delivered(&self) {
+        self.delivered.store(true, Ordering::SeqCst);
     }
 
     /// Whether the response is closed.
@@ -85,14 +94,20 @@ impl Exchange {
     }
 
     /// Waits until the response is closed or `deadline` passes, then takes it. At the deadline the
-    /// response is closed as it stands (what was buffered is sent, as CraftOS-PC does).
+    /// response is closed as it stands (what was buffered is sent, as CraftOS-PC does), or, if
+    /// the request never reached the script (it is not pulling events), answered `503`.
     pub fn wait(&self, deadline: Instant) -> Response {
         let mut slot = self.lock();
         while !slot.closed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                log::debug!("response not closed in time; sending what was buffered");
                 slot.closed = true;
+                if self.delivered.load(Ordering::SeqCst) {
+                    log::debug!("response not closed in time; sending what was buffered");
+                } else {
+                    log::debug!("request never reached the script; answering 503");
+                    slot.response = Response::plain(503);
+                }
                 break;
             }
             slot = self
