@@ -152,12 +152,16 @@ end)
 -- Timeouts -------------------------------------------------------------------------------------
 
 t.test("receive(timeout) returns a single nil after the timeout; the connection stays usable", function()
+    -- Nothing is sent until both sides have timed out: the server's receive starts first (its
+    -- connect event comes before the client's success event), so its timer fires before the
+    -- client's "go" can arrive; the client's receive sees nothing until it sends "go" itself.
     pair(function(c)
         local start = os.epoch("utc")
         local n = select("#", c.receive(0.2))
         local elapsed = os.epoch("utc") - start
         t.eq(n, 1, "value count")
         t.ok(elapsed >= 150, "server receive waited (" .. elapsed .. " ms)")
+        t.eq(c.receive(TIMEOUT), "go", "the client's go")
         c.send("after timeout")
         t.eq(c.receive(TIMEOUT), "still here", "message after the timeout")
     end, function(url)
@@ -165,6 +169,7 @@ t.test("receive(timeout) returns a single nil after the timeout; the connection 
         local start = os.epoch("utc")
         t.eq(ws.receive(0.2), nil, "client receive timed out")
         t.ok(os.epoch("utc") - start >= 150, "client receive waited")
+        ws.send("go")
         t.eq(ws.receive(TIMEOUT), "after timeout", "message after the timeout")
         ws.send("still here")
         ws.close()

@@ -22,7 +22,8 @@ t.test("http.websocket(port) waits for the first client and returns its handle a
         -- Collect old-style events until the server reports it stopped.
         while true do
             local ev = table.pack(os.pullEvent())
-            if ev[1] == "websocket_closed" or ev[1] == "websocket_server_closed" then
+            -- Only this server's events (the Lua client's own websocket_closed carries its URL).
+            if (ev[1] == "websocket_closed" or ev[1] == "websocket_server_closed") and ev[2] == port then
                 events[#events + 1] = ev
             end
             if ev[1] == "websocket_server_closed" then break end

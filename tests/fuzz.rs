@@ -168,7 +168,7 @@ fn fuzzed_http_requests_never_crash_or_hang_the_listener() {
         let case = mutate(&mut rng, base);
         send_case(server.port, &case);
         done += 1;
-        if done % 500 == 0 {
+        if done.is_multiple_of(500) {
             still_serves(server.port);
         }
     }

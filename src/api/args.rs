@@ -142,6 +142,15 @@ pub fn truthy(args: &[Value], i: usize) -> bool {
         .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)))
 }
 
+/// A whole number as a Lua value: an integer when it fits the build's `lua_Integer` (32 bits on
+/// 32-bit ARM with Lua 5.2), else a float (exact up to 2^53).
+pub fn int_value(v: i64) -> Value {
+    match mlua::Integer::try_from(v) {
+        Ok(i) => Value::Integer(i),
+        Err(_) => Value::Number(v as f64),
+    }
+}
+
 /// No return values.
 pub fn nothing() -> MultiValue {
     MultiValue::new()

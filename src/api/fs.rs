@@ -257,7 +257,7 @@ fn h_read(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
                 }
                 *pos = start + 1;
                 if binary {
-                    one(Value::Integer(data[start] as i64))
+                    one(Value::Integer(data[start] as mlua::Integer))
                 } else {
                     one(string(lua, &data[start..start + 1])?)
                 }
@@ -307,10 +307,12 @@ fn h_read_all(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
     })
 }
 
+// `i64::from` is a no-op where `mlua::Integer` is i64, but not on 32-bit Lua 5.2 builds.
+#[allow(clippy::useless_conversion)]
 fn h_write(lua: &Lua, args: &[Value], newline: bool) -> NResult<MultiValue> {
     let a = &args[1..];
     let binary_byte = match a.first() {
-        Some(Value::Integer(n)) => Some(*n),
+        Some(Value::Integer(n)) => Some(i64::from(*n)),
         Some(Value::Number(n)) => Some(*n as i64),
         _ => None,
     };
@@ -374,7 +376,7 @@ fn h_seek(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
                 w.seek(SeekFrom::Start(target as u64)).map_err(io_fail)?;
             }
         }
-        one(Value::Integer(target))
+        one(args::int_value(target))
     })
 }
 
@@ -660,7 +662,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 .resolve(&path)
                 .and_then(|p| std::fs::metadata(p).ok())
                 .ok_or_else(|| script(&path, "No such file"))?;
-            one(Value::Integer(if meta.is_dir() {
+            one(args::int_value(if meta.is_dir() {
                 0
             } else {
                 meta.len() as i64
@@ -725,7 +727,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         "fs_getFreeSpace",
         native(lua, |lua, args| {
             path_arg(lua, args, 1)?;
-            one(Value::Integer(NOMINAL_SPACE))
+            one(args::int_value(NOMINAL_SPACE))
         })?,
     )?;
     let files = ctx.files.clone();

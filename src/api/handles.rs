@@ -377,7 +377,7 @@ pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
             with::<ClientHandle, _>(args, |h| {
                 let r = &h.open()?.response;
                 Ok(values(vec![
-                    Value::Integer(r.code as i64),
+                    Value::Integer(r.code as mlua::Integer),
                     string(lua, &r.reason)?,
                 ]))
             })

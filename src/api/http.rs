@@ -38,7 +38,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                     })?;
             let bound = listener.port();
             c.listeners.borrow_mut().insert(bound, listener);
-            Ok(values(vec![Value::Integer(bound as i64)]))
+            Ok(values(vec![Value::Integer(bound as mlua::Integer)]))
         })?,
     )?;
 

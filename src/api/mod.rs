@@ -124,7 +124,7 @@ impl Api {
             Queued::Lua(values) => return Ok(MultiValue::from_vec(values)),
             Queued::Timer(id) => {
                 out.push(s(b"timer")?);
-                out.push(Value::Integer(id as i64));
+                out.push(Value::Integer(id as mlua::Integer));
             }
             Queued::Native(Event::Terminate) => out.push(s(b"terminate")?),
             Queued::Native(Event::Custom { name, args }) => {
@@ -133,7 +133,7 @@ impl Api {
                     out.push(match a {
                         EventValue::Nil => Value::Nil,
                         EventValue::Boolean(b) => Value::Boolean(b),
-                        EventValue::Integer(i) => Value::Integer(i),
+                        EventValue::Integer(i) => args::int_value(i),
                         EventValue::Number(n) => Value::Number(n),
                         EventValue::String(b) => s(&b)?,
                     });
@@ -147,7 +147,7 @@ impl Api {
                 ))?;
                 let (req, res): (Table, Table) = self.make_server_handles.call(ud)?;
                 out.push(s(b"http_request")?);
-                out.push(Value::Integer(port as i64));
+                out.push(Value::Integer(port as mlua::Integer));
                 out.push(Value::Table(req));
                 out.push(Value::Table(res));
             }

@@ -45,7 +45,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             let after = Duration::try_from_secs_f64(secs.max(0.001))
                 .unwrap_or(Duration::from_secs(u32::MAX as u64));
             let id = sched.borrow_mut().start_timer(after);
-            Ok(values(vec![Value::Integer(id as i64)]))
+            Ok(values(vec![Value::Integer(id as mlua::Integer)]))
         })?,
     )?;
 
@@ -144,7 +144,7 @@ fn unix_ms() -> f64 {
 /// Whole numbers as integers (so they print without `.0` under Lua 5.4).
 fn number_value(v: f64) -> Value {
     if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        Value::Integer(v as i64)
+        args::int_value(v as i64)
     } else {
         Value::Number(v)
     }

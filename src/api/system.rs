@@ -40,7 +40,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
     native_tbl.set(
         "getComputerID",
         native(lua, move |_, _| {
-            Ok(values(vec![Value::Integer(i64::from(id))]))
+            Ok(values(vec![args::int_value(i64::from(id))]))
         })?,
     )?;
 
@@ -128,7 +128,7 @@ impl StdinReader {
                 .sender
                 .queue_event(STDIN_EVENT, vec![EventValue::Integer(id), EventValue::Nil]);
         }
-        Ok(values(vec![Value::Integer(id)]))
+        Ok(values(vec![args::int_value(id)]))
     }
 }
 

@@ -114,7 +114,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             let ud = lua.create_any_userdata(handle)?;
             Ok(values(vec![
                 Value::UserData(ud),
-                Value::Integer(bound as i64),
+                Value::Integer(bound as mlua::Integer),
             ]))
         })?,
     )?;
@@ -191,7 +191,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                     drop(old);
                     Ok(values(vec![
                         Value::Boolean(true),
-                        Value::Integer(bound as i64),
+                        Value::Integer(bound as mlua::Integer),
                     ]))
                 }
                 Err(e) => {
@@ -264,11 +264,11 @@ impl WsApi {
             (WsOrigin::Server { port }, WsEventKind::Connected(link)) => {
                 let ud = lua.create_any_userdata(self.conn_handle(link))?;
                 let handle: Table = self.make_server_client.call((ud, id))?;
-                out.extend([Value::Integer(port as i64), Value::Table(handle)]);
+                out.extend([Value::Integer(port as mlua::Integer), Value::Table(handle)]);
             }
             (WsOrigin::LegacyServer { port }, WsEventKind::Connected(link)) => {
                 let ud = lua.create_any_userdata(self.conn_handle(link))?;
-                let port = Value::Integer(port as i64);
+                let port = Value::Integer(port as mlua::Integer);
                 let handle: Table = self
                     .make_legacy_client
                     .call((ud, port.clone(), id.clone()))?;
@@ -281,7 +281,7 @@ impl WsApi {
                 out.extend([url, Value::Table(handle)]);
             }
             (WsOrigin::LegacyServer { port }, kind) => {
-                out.push(Value::Integer(port as i64));
+                out.push(Value::Integer(port as mlua::Integer));
                 match kind {
                     WsEventKind::Message(data, binary) => {
                         out.extend([s(&data)?, Value::Boolean(binary), id]);
@@ -312,7 +312,7 @@ impl WsApi {
                             Some(r) => s(r.as_bytes())?,
                             None => Value::Nil,
                         });
-                        out.push(code.map_or(Value::Nil, |c| Value::Integer(c as i64)));
+                        out.push(code.map_or(Value::Nil, |c| Value::Integer(c as mlua::Integer)));
                     }
                     WsEventKind::Failed(reason) => out.push(s(reason.as_bytes())?),
                     WsEventKind::Connected(_) | WsEventKind::ServerClosed => {}
