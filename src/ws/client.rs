@@ -122,5 +122,6 @@ fn connect(
     } else {
         control.abort();
     }
+    control.release();
     Ok(())
 }

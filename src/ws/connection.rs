@@ -14,7 +14,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -79,7 +79,9 @@ pub struct Control {
     /// Unique per process; the script sees it as the client ID.
     pub id: u64,
     out: Sender<Out>,
-    socket: TcpStream,
+    /// A handle on the socket to abort it; released when the connection has ended, so a handle
+    /// the script keeps (or has not collected yet) does not hold the file descriptor.
+    socket: Mutex<Option<TcpStream>>,
     closed: Arc<AtomicBool>,
     max_message: usize,
     queued: Arc<AtomicUsize>,
@@ -140,7 +142,18 @@ impl Control {
     /// Drops the connection at once (both threads see their socket fail).
     pub fn abort(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let _ = self.socket.shutdown(Shutdown::Both);
+        if let Some(socket) = self.lock_socket().as_ref() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Lets go of the socket once the connection has ended (both threads are done with it).
+    pub fn release(&self) {
+        self.lock_socket().take();
+    }
+
+    fn lock_socket(&self) -> std::sync::MutexGuard<'_, Option<TcpStream>> {
+        self.socket.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -232,7 +245,7 @@ impl Pending {
         Ok(Arc::new(Control {
             id: self.id,
             out: self.out.clone(),
-            socket: self.socket.try_clone()?,
+            socket: Mutex::new(Some(self.socket.try_clone()?)),
             closed: self.closed.clone(),
             max_message: self.limits.max_message,
             queued: self.queued.clone(),

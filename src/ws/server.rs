@@ -210,6 +210,7 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
         } else {
             control.abort();
         }
+        control.release();
         let left = {
             let mut clients = shared.clients();
             clients.remove(&id);
