@@ -133,3 +133,65 @@ fn ten_thousand_connection_cycles_leak_no_fds_or_threads() {
     s.read_to_string(&mut all).unwrap();
     assert!(all.ends_with("ok"), "{all}");
 }
+
+/// Beyond `--max-connections`, a connection is answered `503` and closed; the others are served.
+#[test]
+fn connections_beyond_the_limit_get_503() {
+    let server = Server::start(
+        &common::listen_script("res.write('ok')\nres.close()"),
+        &["--max-connections", "2"],
+    );
+    // Two idle connections hold both places (accepted in order by the one accept thread).
+    let mut first = connect(server.port);
+    let _second = connect(server.port);
+    let mut third = connect(server.port);
+    let resp = read_response(&mut third, false).expect("an answer for the third");
+    assert_eq!(resp.status, 503, "{}", resp.status_line);
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_response(&mut first, false).expect("served").text(),
+        "ok"
+    );
+}
+
+/// A body that does not arrive within `--body-timeout` is answered `408`.
+#[test]
+fn a_body_that_stops_arriving_gets_408() {
+    let server = Server::start(
+        &common::listen_script("res.write(req.readAll())\nres.close()"),
+        &["--body-timeout", "1"],
+    );
+    let mut s = connect(server.port);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
+    let started = Instant::now();
+    let resp = read_response(&mut s, false).expect("an answer");
+    assert_eq!(resp.status, 408, "{}", resp.status_line);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Ctrl+C while a request waits for the script: the script ends (uncaught `Terminated`) and the
+/// request is answered `500` rather than dropped.
+#[test]
+fn interrupt_answers_requests_in_flight() {
+    let mut server = Server::start(
+        "local port = http.addListener(0)\n\
+         print('LISTENING ' .. port)\n\
+         local _, _, req, res = os.pullEvent('http_request')\n\
+         print('HOLDING')\n\
+         os.pullEvent('never')\n",
+        &[],
+    );
+    let mut s = connect(server.port);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    server
+        .line_starting("HOLDING", WAIT)
+        .expect("request reached the script");
+    server.interrupt();
+    let resp = read_response(&mut s, false).expect("an answer");
+    assert_eq!(resp.status, 500, "{}", resp.status_line);
+    let status = server.wait_exit(WAIT).expect("exited");
+    assert_eq!(status.code(), Some(130));
+}
