@@ -578,6 +578,26 @@ fn find(files: &Files, dir: &str, parts: &[&str], out: &mut Vec<String>) {
 /// Nominal free space and capacity: std has no portable disk-usage query.
 const NOMINAL_SPACE: i64 = 1 << 40;
 
+/// A native function whose first argument is a CraftOS path: `f` gets the sandbox and the path.
+fn path_native<F>(lua: &Lua, files: &Files, f: F) -> mlua::Result<mlua::Function>
+where
+    F: Fn(&Lua, &Files, String, &[Value]) -> NResult<MultiValue> + 'static,
+{
+    let files = files.clone();
+    native(lua, move |lua, args| {
+        let path = path_arg(lua, args, 1)?;
+        f(lua, &files, path, args)
+    })
+}
+
+/// The metadata of the file at `path` (following links inside the sandbox), or `No such file`.
+fn metadata(files: &Files, path: &str) -> NResult<std::fs::Metadata> {
+    files
+        .resolve(path)
+        .and_then(|p| std::fs::metadata(p).ok())
+        .ok_or_else(|| script(path, "No such file"))
+}
+
 /// Fills `native` with the `fs` functions.
 pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
     let set = |name: &str, f: mlua::Function| native_tbl.set(name, f);
@@ -602,35 +622,27 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
     set("fh_flush", native(lua, |_, args| h_flush(args))?)?;
     set("fh_close", native(lua, |_, args| h_close(args))?)?;
 
-    let files = ctx.files.clone();
     set(
         "fs_exists",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
-            one(Value::Boolean(exists(&files, &path)))
+        path_native(lua, &ctx.files, |_lua, files, path, _args| {
+            one(Value::Boolean(exists(files, &path)))
         })?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_isDir",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
-            one(Value::Boolean(is_dir(&files, &path)))
+        path_native(lua, &ctx.files, |_lua, files, path, _args| {
+            one(Value::Boolean(is_dir(files, &path)))
         })?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_isReadOnly",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
+        path_native(lua, &ctx.files, |_lua, files, path, _args| {
             one(Value::Boolean(files.resolve(&path).is_none()))
         })?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_makeDir",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
+        path_native(lua, &ctx.files, |_lua, files, path, _args| {
             let real = files
                 .resolve(&path)
                 .ok_or_else(|| script(&path, "Access denied"))?;
@@ -641,27 +653,20 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             Ok(nothing())
         })?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_list",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
-            if !is_dir(&files, &path) {
+        path_native(lua, &ctx.files, |lua, files, path, _args| {
+            if !is_dir(files, &path) {
                 return Err(script(&path, "Not a directory"));
             }
-            let names = list(&files, &path).ok_or_else(|| script(&path, "Not a directory"))?;
+            let names = list(files, &path).ok_or_else(|| script(&path, "Not a directory"))?;
             one(Value::Table(lua.create_sequence_from(names)?))
         })?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_getSize",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
-            let meta = files
-                .resolve(&path)
-                .and_then(|p| std::fs::metadata(p).ok())
-                .ok_or_else(|| script(&path, "No such file"))?;
+        path_native(lua, &ctx.files, |_lua, files, path, _args| {
+            let meta = metadata(files, &path)?;
             one(args::int_value(if meta.is_dir() {
                 0
             } else {
@@ -669,15 +674,10 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             }))
         })?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_attributes",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
-            let meta = files
-                .resolve(&path)
-                .and_then(|p| std::fs::metadata(p).ok())
-                .ok_or_else(|| script(&path, "No such file"))?;
+        path_native(lua, &ctx.files, |lua, files, path, _args| {
+            let meta = metadata(files, &path)?;
             let modified = ms(meta.modified()).unwrap_or(0);
             let created = ms(meta.created()).unwrap_or(modified);
             let t = lua.create_table()?;
@@ -700,11 +700,9 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         "fs_copy",
         native(lua, move |lua, args| transfer(lua, args, &files, true))?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_delete",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
+        path_native(lua, &ctx.files, |_lua, files, path, _args| {
             if path.is_empty() {
                 return Err(script(&path, "Access denied"));
             }
@@ -730,12 +728,10 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             one(args::int_value(NOMINAL_SPACE))
         })?,
     )?;
-    let files = ctx.files.clone();
     set(
         "fs_getDrive",
-        native(lua, move |lua, args| {
-            let path = path_arg(lua, args, 1)?;
-            if exists(&files, &path) {
+        path_native(lua, &ctx.files, |lua, files, path, _args| {
+            if exists(files, &path) {
                 one(string(lua, "hdd")?)
             } else {
                 one(Value::Nil)
