@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 
 use crate::error::RuntimeGone;
 use crate::http::client::ClientOutcome;
@@ -145,12 +145,25 @@ impl EventSender {
     /// Sends a native event, waiting for room as long as it takes (backpressure on the sender's
     /// socket). Returns false once the runtime is gone.
     pub(crate) fn send_blocking(&self, ev: Event) -> bool {
-        self.tx.send(ev).is_ok()
+        match self.tx.try_send(ev) {
+            Ok(()) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Full(ev)) => {
+                log::debug!("event queue full; waiting for the script to take events");
+                self.tx.send(ev).is_ok()
+            }
+        }
     }
 
     /// Sends a native event, waiting at most `timeout` for room. Gives the event back if it could
     /// not be sent, so the caller can answer for it.
     pub(crate) fn send_within(&self, ev: Event, timeout: Duration) -> Result<(), Event> {
+        let ev = match self.tx.try_send(ev) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(ev)) => return Err(ev),
+            Err(TrySendError::Full(ev)) => ev,
+        };
+        log::debug!("event queue full; waiting for the script to take events");
         self.tx.send_timeout(ev, timeout).map_err(|e| match e {
             SendTimeoutError::Timeout(ev) | SendTimeoutError::Disconnected(ev) => ev,
         })

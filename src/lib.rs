@@ -32,6 +32,7 @@ mod event_loop;
 mod http;
 mod net;
 mod runtime;
+mod workers;
 mod ws;
 
 pub use config::Config;

@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{connect, get, read_response, Server, WAIT};
+use common::{closed_within, connect, fds_of, get, read_response, threads_of, Server, WAIT};
 
 /// A script that is busy (never pulls events) for a while: its requests are answered `503`
 /// when the response timeout passes, not left hanging and not an empty `200`.
@@ -68,22 +68,6 @@ fn error_inside_a_parallel_coroutine_answers_500_and_exits_1() {
     assert!(server.stderr_when_closed().contains("boom in a coroutine"));
 }
 
-fn proc_count(pid: u32, what: &str) -> usize {
-    match what {
-        "fd" => std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|d| d.count())
-            .unwrap_or(0),
-        _ => std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("Threads:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0),
-    }
-}
-
 /// Waits (bounded) until `f()` is at most `limit`; returns the last value seen.
 fn settles_to(limit: usize, f: impl Fn() -> usize) -> usize {
     let deadline = Instant::now() + WAIT;
@@ -103,8 +87,8 @@ fn ten_thousand_connection_cycles_leak_no_fds_or_threads() {
     let server = Server::start(&common::listen_script("res.write('ok')\nres.close()"), &[]);
     let pid = server.pid();
     // Before any connection: the listener, the Lua thread, the signal thread.
-    let fds = proc_count(pid, "fd");
-    let threads = proc_count(pid, "threads");
+    let fds = fds_of(pid);
+    let threads = threads_of(pid);
     assert!(fds > 0 && threads > 0, "cannot read /proc/{pid}");
     for i in 0..10_000 {
         let mut s = connect(server.port);
@@ -118,8 +102,8 @@ fn ten_thousand_connection_cycles_leak_no_fds_or_threads() {
         }
         drop(s);
     }
-    let fds_after = settles_to(fds, || proc_count(pid, "fd"));
-    let threads_after = settles_to(threads, || proc_count(pid, "threads"));
+    let fds_after = settles_to(fds, || fds_of(pid));
+    let threads_after = settles_to(threads, || threads_of(pid));
     assert!(fds_after <= fds, "fds: {fds} before, {fds_after} after");
     assert!(
         threads_after <= threads,
@@ -194,4 +178,154 @@ fn interrupt_answers_requests_in_flight() {
     assert_eq!(resp.status, 500, "{}", resp.status_line);
     let status = server.wait_exit(WAIT).expect("exited");
     assert_eq!(status.code(), Some(130));
+}
+
+/// `http.removeListener` closes the listener's idle keep-alive connections and returns only after
+/// their threads have ended, instead of leaving them until the keep-alive timeout.
+#[test]
+fn removing_a_listener_closes_its_connections_and_joins_their_threads() {
+    let server = Server::start(
+        "local ctl = http.addListener(0)\n\
+         local main = http.addListener(0)\n\
+         print('LISTENING ' .. ctl)\n\
+         print('MAIN ' .. main)\n\
+         while true do\n\
+           local _, port, req, res = os.pullEvent('http_request')\n\
+           if port == ctl then http.removeListener(main) end\n\
+           res.write(tostring(port))\n\
+           res.close()\n\
+         end\n",
+        &["--keep-alive-timeout", "600"],
+    );
+    let main: u16 = server
+        .line_starting("MAIN ", WAIT)
+        .expect("MAIN line")
+        .trim_start_matches("MAIN ")
+        .parse()
+        .expect("a port number");
+    let mut conns: Vec<_> = (0..8)
+        .map(|_| {
+            let mut s = connect(main);
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let resp = read_response(&mut s, false).expect("served");
+            assert_eq!(resp.text(), main.to_string());
+            s
+        })
+        .collect();
+    let pid = server.pid();
+    let threads = threads_of(pid);
+    // The answer is written after removeListener returned.
+    assert_eq!(get(server.port, "/remove").text(), server.port.to_string());
+    let after = threads_of(pid);
+    // 8 connection threads and the accept thread are gone; the control request's own connection
+    // thread may still be finishing.
+    assert!(
+        after + 8 <= threads,
+        "threads: {threads} with 8 idle connections, {after} after removeListener"
+    );
+    let started = Instant::now();
+    for (i, conn) in conns.iter_mut().enumerate() {
+        assert!(closed_within(conn, WAIT), "connection {i} left open");
+    }
+    assert!(started.elapsed() < WAIT);
+}
+
+/// A full event queue makes producers wait: with room for two events and a script that is busy,
+/// twenty requests queue up behind it, and every one is answered once the script pulls again.
+#[test]
+fn a_full_event_queue_makes_producers_wait_and_drops_nothing() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("backpressure-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.to_str().unwrap().to_string();
+    let server = Server::start(
+        "local port = http.addListener(0)\n\
+         print('LISTENING ' .. port)\n\
+         local _, _, req, res = os.pullEvent('http_request')\n\
+         print('HOLDING')\n\
+         while not fs.exists('go') do end -- busy: pulls no events\n\
+         res.write(req.getURL()) res.close()\n\
+         while true do\n\
+           local _, _, req, res = os.pullEvent('http_request')\n\
+           res.write(req.getURL()) res.close()\n\
+         end\n",
+        &["--event-queue", "2", "--root", &root, "-vv"],
+    );
+    let mut first = connect(server.port);
+    first
+        .write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    server.line_starting("HOLDING", WAIT).expect("HOLDING line");
+    let mut others: Vec<_> = (0..20)
+        .map(|i| {
+            let mut s = connect(server.port);
+            let req = format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+            s.write_all(req.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    // Two events fit; the producers of the others find the queue full and wait.
+    server
+        .stderr_line_containing("event queue full", WAIT)
+        .expect("a producer waited for room");
+    std::fs::write(dir.join("go"), b"").unwrap();
+    let resp = read_response(&mut first, false).expect("first answered");
+    assert_eq!(resp.text(), "/first");
+    for (i, s) in others.iter_mut().enumerate() {
+        let resp = read_response(s, false).expect("answered");
+        assert_eq!(resp.status, 200, "request {i}: {}", resp.status_line);
+        assert_eq!(resp.text(), format!("/{i}"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writing 100 MB to a response: it is buffered (memory grows by about its size while it is being
+/// sent), sent whole with a `Content-Length`, and the Lua thread does not wait for the client to
+/// read it: another client is served meanwhile.
+#[test]
+fn a_hundred_megabyte_response_is_sent_whole_without_blocking_the_script() {
+    const MIB: usize = 1024 * 1024;
+    let server = Server::start(
+        &common::listen_script(
+            "if req.getURL() == '/big' then\n\
+               local chunk = string.rep('x', 1024 * 1024)\n\
+               for i = 1, 100 do res.write(chunk) end\n\
+             else\n\
+               res.write('small')\n\
+             end\n\
+             res.close()",
+        ),
+        &[],
+    );
+    let mut big = connect(server.port);
+    big.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // Read only the head for now; the body stays unread in the socket buffers.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(big.read(&mut byte).unwrap(), 1, "head cut short");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", 100 * MIB)),
+        "{head}"
+    );
+    // The script is not stuck behind the unread 100 MB.
+    assert_eq!(get(server.port, "/small").text(), "small");
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match big.read(&mut buf).unwrap() {
+            0 => break,
+            n => {
+                assert!(buf[..n].iter().all(|&b| b == b'x'), "corrupt body");
+                total += n;
+            }
+        }
+    }
+    assert_eq!(total, 100 * MIB);
 }

@@ -207,10 +207,18 @@ fn server_close_closes_connected_clients_with_1001() {
     for _ in 0..3 {
         server.line_starting("CONNECT", WAIT).expect("CONNECT line");
     }
+    let threads = common::threads_of(server.pid());
     clients[0].send(Message::text("__close_server")).unwrap();
     server
         .line_starting("SERVER CLOSED", WAIT)
         .expect("SERVER CLOSED line");
+    // close() returned only after the accept thread and each client's reader and writer ended
+    // (3 × 2 + 1 threads fewer).
+    let after = common::threads_of(server.pid());
+    assert!(
+        after + 3 * 2 < threads,
+        "threads: {threads} with 3 clients, {after} after close()"
+    );
     for (i, ws) in clients.iter_mut().enumerate() {
         let frame = read_close(ws).unwrap_or_else(|| panic!("client {i}: Close without code"));
         assert_eq!(u16::from(frame.code), 1001, "client {i}");

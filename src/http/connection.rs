@@ -21,37 +21,38 @@ use crate::event::{Event, IncomingRequest};
 
 /// Starts a thread serving `stream`, or answers `503` if the listener is at its connection limit.
 pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
-    let open = shared.connections.fetch_add(1, Ordering::SeqCst);
-    if open >= shared.config.max_connections {
-        shared.connections.fetch_sub(1, Ordering::SeqCst);
+    let stream = Arc::new(stream);
+    let Some(worker) = shared
+        .connections
+        .enroll(stream.clone(), shared.config.max_connections)
+    else {
         log::warn!(
             "port {}: {} connections open, refusing one with 503",
             shared.port,
-            open
+            shared.config.max_connections
         );
         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        reject(Input::new(stream), 503, 1);
+        reject(Input::shared(stream), 503, 1);
         return;
-    }
+    };
     let builder = std::thread::Builder::new()
         .name("ccserve-conn".into())
         .stack_size(shared.config.thread_stack_size);
-    let thread_shared = shared.clone();
     if let Err(e) = builder.spawn(move || {
-        serve(stream, &thread_shared);
-        thread_shared.connections.fetch_sub(1, Ordering::SeqCst);
+        let _worker = worker;
+        serve(stream, &shared);
     }) {
-        // The closure (and the stream in it) is gone; the client sees the connection close.
+        // The closure (the stream and the worker slot in it) is gone; the client sees the
+        // connection close.
         log::warn!("cannot start a connection thread: {e}");
-        shared.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn serve(stream: TcpStream, shared: &ListenerShared) {
+fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
-    let mut input = Input::new(stream);
+    let mut input = Input::shared(stream);
     let limits = HeadLimits {
         max_request_line: config.max_request_line,
         max_header_bytes: config.max_header_bytes,
@@ -139,6 +140,10 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
         Err(BodyError::Malformed) => {
             return answer(input, Response::plain(400), minor, false, false)
         }
+        // Removing the listener shuts reading down under a request still arriving.
+        Err(BodyError::Vanished) if shared.stopped.load(Ordering::SeqCst) => {
+            return answer(input, Response::plain(503), minor, false, false)
+        }
         Err(BodyError::Vanished) => return Next::Gone,
     };
     let head_only = head.method == "HEAD";
@@ -146,7 +151,9 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
     // Hand the request to the script and wait for its response.
     let owed = shared.tracker.owe();
     let exchange = Exchange::new();
-    let id = shared.register(exchange.clone());
+    let Some(id) = shared.register(exchange.clone()) else {
+        return answer(input, Response::plain(503), minor, false, false);
+    };
     let deadline = Instant::now() + config.response_timeout;
     let request = IncomingRequest {
         port: shared.port,
@@ -224,7 +231,7 @@ fn answer(
         head_only,
         keep_alive,
     };
-    match write_response(input.stream(), &response, opts) {
+    match write_response(&mut input.stream(), &response, opts) {
         Ok(()) if keep_alive => Next::KeepAlive,
         Ok(()) => Next::Close,
         Err(e) => {
@@ -244,8 +251,8 @@ fn reject(mut input: Input, status: u16, minor: u8) {
 /// Closes after a response without losing it: stop sending, then read and discard what the client
 /// still sends for a moment, so the kernel does not reset the connection (and the response with
 /// it) because unread request bytes were left behind.
-fn linger_close(mut input: Input) {
-    let stream = input.stream();
+fn linger_close(input: Input) {
+    let mut stream = input.stream();
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }

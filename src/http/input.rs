@@ -7,6 +7,7 @@
 
 use std::io::{self, Read};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a read did not produce bytes.
@@ -22,7 +23,8 @@ pub enum ReadError {
 
 /// Buffered input from one connection. Bytes between `start` and `end` are unread.
 pub struct Input {
-    stream: TcpStream,
+    // Shared so a server being stopped can shut the socket down under a blocked read.
+    stream: Arc<TcpStream>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -34,6 +36,11 @@ const READ_CHUNK: usize = 8 * 1024;
 impl Input {
     /// Wraps a stream.
     pub fn new(stream: TcpStream) -> Input {
+        Input::shared(Arc::new(stream))
+    }
+
+    /// Wraps a stream that others may hold too (to shut it down).
+    pub fn shared(stream: Arc<TcpStream>) -> Input {
         Input {
             stream,
             buf: vec![0; READ_CHUNK],
@@ -84,7 +91,7 @@ impl Input {
                 .map_err(ReadError::Io)?;
             self.timeout_set = wanted;
         }
-        match self.stream.read(&mut self.buf[self.end..]) {
+        match (&*self.stream).read(&mut self.buf[self.end..]) {
             Ok(0) => Err(ReadError::Closed),
             Ok(n) => {
                 self.end += n;
@@ -114,8 +121,8 @@ impl Input {
     }
 
     /// The underlying stream, for writing responses.
-    pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 }
 

@@ -3,13 +3,13 @@
 //! Each listener owns one accept thread; each accepted connection gets its own thread
 //! ([`connection`](super::connection)), so an idle keep-alive client or a slow upload never
 //! delays anyone else. Removing a listener closes the socket at once (the port can be bound again
-//! immediately), answers its unanswered requests `500`, and lets its open connections answer any
-//! further request with `503` and close.
+//! immediately), answers its unanswered requests `500`, closes its idle connections, and waits for
+//! its connection threads to end (those still writing a response get a short grace period).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use super::exchange::Exchange;
 use crate::config::Config;
 use crate::event::EventSender;
 use crate::net;
+use crate::workers::Workers;
 
 /// Counts work owed to peers (HTTP responses, WebSocket writers still sending), so the runtime
 /// can wait for it before exiting.
@@ -80,8 +81,8 @@ pub struct ListenerShared {
     pub events: EventSender,
     /// Set when the listener is removed.
     pub stopped: AtomicBool,
-    /// Open connections.
-    pub connections: AtomicUsize,
+    /// The threads serving open connections.
+    pub connections: Arc<Workers>,
     /// Responses owed, for a clean exit.
     pub tracker: Arc<ResponseTracker>,
     pending: Mutex<HashMap<u64, Arc<Exchange>>>,
@@ -89,14 +90,17 @@ pub struct ListenerShared {
 }
 
 impl ListenerShared {
-    /// Remembers an exchange waiting for the script, so removal can answer it.
-    pub fn register(&self, exchange: Arc<Exchange>) -> u64 {
+    /// Remembers an exchange waiting for the script, so removal can answer it. Fails once the
+    /// listener is stopped (checked under the same lock `stop` takes after setting the flag, so
+    /// every exchange is either seen by `stop` or refused here).
+    pub fn register(&self, exchange: Arc<Exchange>) -> Option<u64> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, exchange);
-        id
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stopped.load(Ordering::SeqCst) {
+            return None;
+        }
+        pending.insert(id, exchange);
+        Some(id)
     }
 
     /// Forgets an exchange once its response is taken.
@@ -107,6 +111,9 @@ impl ListenerShared {
             .remove(&id);
     }
 }
+
+/// How long a removed listener's connections may take to finish sending a response.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// A running HTTP listener. Dropping it stops it.
 #[derive(Debug)]
@@ -132,7 +139,7 @@ impl Listener {
             config,
             events,
             stopped: AtomicBool::new(false),
-            connections: AtomicUsize::new(0),
+            connections: Arc::new(Workers::default()),
             tracker,
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -161,7 +168,9 @@ impl Listener {
         self.local_addr.port()
     }
 
-    /// Stops accepting, frees the port and answers the requests still waiting for the script.
+    /// Stops accepting, frees the port, answers the requests still waiting for the script, and
+    /// waits for the connection threads to end: idle ones end at once, one still sending a
+    /// response has [`STOP_GRACE`] to finish it before its socket is shut down.
     pub fn stop(&mut self) {
         let Some(thread) = self.thread.take() else {
             return;
@@ -181,6 +190,13 @@ impl Listener {
             .collect();
         for exchange in pending {
             exchange.abandon(500);
+        }
+        let left = self.shared.connections.stop_all(STOP_GRACE);
+        if left > 0 {
+            log::warn!(
+                "port {}: {left} connection threads did not end in time; they end on their own",
+                self.local_addr.port()
+            );
         }
         log::info!("stopped listening on port {}", self.local_addr.port());
     }

@@ -123,5 +123,6 @@ fn connect(
         control.abort();
     }
     control.release();
+    pending.finish();
     Ok(())
 }

@@ -15,6 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -200,6 +201,7 @@ pub struct Pending {
     closed: Arc<AtomicBool>,
     queued: Arc<AtomicUsize>,
     limits: Limits,
+    writer: JoinHandle<()>,
 }
 
 /// Starts the writer thread of a connection on `stream` (role: server or client).
@@ -218,7 +220,7 @@ pub fn start_writer(
     let socket = stream.try_clone()?;
     let writer_stream = stream.try_clone()?;
     let config = ws_config(&limits);
-    std::thread::Builder::new()
+    let writer = std::thread::Builder::new()
         .name("ccserve-ws-write".into())
         .stack_size(limits.stack_size)
         .spawn(move || {
@@ -236,6 +238,7 @@ pub fn start_writer(
         closed: Arc::new(AtomicBool::new(false)),
         queued,
         limits,
+        writer,
     })
 }
 
@@ -253,10 +256,20 @@ impl Pending {
         }))
     }
 
-    /// Gives up before the handshake completed.
+    /// Gives up before the handshake completed: drops the connection and waits for the writer.
     pub fn abandon(self) {
-        let _ = self.out.try_send(Out::Stop);
         let _ = self.socket.shutdown(Shutdown::Both);
+        self.finish();
+    }
+
+    /// Tells the writer to stop once what is queued is written (a Close frame already queued
+    /// still goes out), and waits for it to end. The writer ends promptly: a write to a client
+    /// that does not read fails at the write timeout, or at once if the socket is shut down.
+    pub fn finish(self) {
+        let _ = self.out.try_send(Out::Stop);
+        if self.writer.join().is_err() {
+            log::error!("websocket writer thread of client {} panicked", self.id);
+        }
     }
 }
 

@@ -22,6 +22,10 @@ use crate::http::head::{read_head, HeadError, HeadLimits};
 use crate::http::input::Input;
 use crate::http::response::{write_response, WireOptions};
 use crate::net;
+use crate::workers::Workers;
+
+/// Time a client of a closing server has to answer the Close frame before its socket is shut down.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Time a client has to complete its opening handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +42,8 @@ struct Shared {
     events: EventSender,
     stopped: AtomicBool,
     clients: Mutex<HashMap<u64, Weak<Control>>>,
+    /// The client threads (each reader joins its writer before it ends).
+    threads: Arc<Workers>,
 }
 
 impl Shared {
@@ -72,6 +78,7 @@ impl WsServer {
             events,
             stopped: AtomicBool::new(false),
             clients: Mutex::new(HashMap::new()),
+            threads: Arc::new(Workers::default()),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -100,7 +107,9 @@ impl WsServer {
         self.shared.port
     }
 
-    /// Stops accepting, frees the port, and closes every connected client (1001).
+    /// Stops accepting, frees the port, closes every connected client (1001), and waits for the
+    /// client threads to end: a client has [`CLOSE_WAIT`] to answer the Close frame, then its
+    /// socket is shut down.
     pub fn stop(&mut self) {
         let Some(thread) = self.thread.take() else {
             return;
@@ -119,6 +128,16 @@ impl WsServer {
         for client in clients {
             client.close(1001, "Server closed");
         }
+        let threads = &self.shared.threads;
+        if threads.wait_ended(CLOSE_WAIT) > 0 {
+            let left = threads.stop_all(Duration::ZERO);
+            if left > 0 {
+                log::warn!(
+                    "websocket port {}: {left} client threads did not end in time",
+                    self.port()
+                );
+            }
+        }
         log::info!("websocket server on port {} closed", self.port());
     }
 }
@@ -130,16 +149,24 @@ impl Drop for WsServer {
 }
 
 fn spawn_client(stream: TcpStream, shared: Arc<Shared>) {
+    let stream = Arc::new(stream);
+    // The client limit is enforced after the handshake (with close code 1013), not here.
+    let Some(worker) = shared.threads.enroll(stream.clone(), usize::MAX) else {
+        return;
+    };
     let spawned = std::thread::Builder::new()
         .name("ccserve-ws-read".into())
         .stack_size(shared.config.thread_stack_size)
-        .spawn(move || serve_client(stream, &shared));
+        .spawn(move || {
+            let _worker = worker;
+            serve_client(&stream, &shared);
+        });
     if let Err(e) = spawned {
         log::warn!("cannot start a websocket client thread: {e}");
     }
 }
 
-fn serve_client(stream: TcpStream, shared: &Shared) {
+fn serve_client(stream: &Arc<TcpStream>, shared: &Shared) {
     let config = &shared.config;
     let limits = Limits {
         max_message: config.ws_max_message,
@@ -150,7 +177,7 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let id = next_id();
     let pending =
-        match connection::start_writer(&stream, id, Role::Server, limits, shared.events.owe()) {
+        match connection::start_writer(stream, id, Role::Server, limits, shared.events.owe()) {
             Ok(p) => p,
             Err(e) => {
                 log::warn!("cannot start a websocket writer thread: {e}");
@@ -160,12 +187,9 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
     // The opening handshake is ours (our request-head parser, limits and deadline), so bytes the
     // client sends right behind its upgrade request are kept and handed to tungstenite, and the
     // 101 response goes out through the writer thread like every later frame.
-    let leftover = match handshake(&stream, &pending.out, config) {
-        Some(leftover) => leftover,
-        None => {
-            let _ = pending.out.try_send(Out::Stop);
-            return;
-        }
+    let Some(leftover) = handshake(stream, &pending.out, config) else {
+        pending.finish();
+        return;
     };
     let Ok(read_half) = stream.try_clone() else {
         pending.abandon();
@@ -183,59 +207,71 @@ fn serve_client(stream: TcpStream, shared: &Shared) {
         pending.abandon();
         return;
     };
-    if shared.clients().len() >= config.ws_max_clients {
+    // Admit the client under the lock `stop` takes after setting its flag, so a client is either
+    // closed by `stop` or refused here.
+    let refusal = {
+        let mut clients = shared.clients();
+        if shared.stopped.load(Ordering::SeqCst) {
+            Some((1001, "Server closed"))
+        } else if clients.len() >= config.ws_max_clients {
+            Some((1013, "Too many clients"))
+        } else {
+            clients.insert(id, Arc::downgrade(&control));
+            None
+        }
+    };
+    if let Some((code, reason)) = refusal {
         log::warn!(
-            "websocket port {}: {} clients, refusing one",
-            shared.port,
-            config.ws_max_clients
+            "websocket port {}: refusing a client ({reason})",
+            shared.port
         );
-        // The writer sends the Close frame and drops the socket after its grace period.
-        control.close(1013, "Too many clients");
+        // The writer sends the Close frame, then stops.
+        control.close(code, reason);
+        control.release();
+        pending.finish();
         return;
     }
-    {
-        shared.clients().insert(id, Arc::downgrade(&control));
-        let origin = if shared.legacy {
-            WsOrigin::LegacyServer { port: shared.port }
-        } else {
-            WsOrigin::Server { port: shared.port }
-        };
-        let connected = Event::Ws(Box::new(WsEvent {
-            origin: origin.clone(),
-            id,
-            kind: WsEventKind::Connected(Link(control.clone())),
-        }));
-        if shared.events.send_blocking(connected) {
-            connection::read_loop(ws, &pending, &origin, &shared.events);
-        } else {
-            control.abort();
-        }
-        control.release();
-        let left = {
-            let mut clients = shared.clients();
-            clients.remove(&id);
-            clients.len()
-        };
-        // The older API's server stops listening once all its connections are closed.
-        if shared.legacy && left == 0 && !shared.stopped.swap(true, Ordering::SeqCst) {
-            net::wake_accept(&shared.socket, shared.local_addr);
-            log::info!(
-                "websocket port {}: last client left, server stopped",
-                shared.port
-            );
-            shared.events.send_blocking(Event::Ws(Box::new(WsEvent {
-                origin,
-                id: 0,
-                kind: WsEventKind::ServerClosed,
-            })));
-        }
+    let origin = if shared.legacy {
+        WsOrigin::LegacyServer { port: shared.port }
+    } else {
+        WsOrigin::Server { port: shared.port }
+    };
+    let connected = Event::Ws(Box::new(WsEvent {
+        origin: origin.clone(),
+        id,
+        kind: WsEventKind::Connected(Link(control.clone())),
+    }));
+    if shared.events.send_blocking(connected) {
+        connection::read_loop(ws, &pending, &origin, &shared.events);
+    } else {
+        control.abort();
+    }
+    control.release();
+    pending.finish();
+    let left = {
+        let mut clients = shared.clients();
+        clients.remove(&id);
+        clients.len()
+    };
+    // The older API's server stops listening once all its connections are closed.
+    if shared.legacy && left == 0 && !shared.stopped.swap(true, Ordering::SeqCst) {
+        net::wake_accept(&shared.socket, shared.local_addr);
+        log::info!(
+            "websocket port {}: last client left, server stopped",
+            shared.port
+        );
+        shared.events.send_blocking(Event::Ws(Box::new(WsEvent {
+            origin,
+            id: 0,
+            kind: WsEventKind::ServerClosed,
+        })));
     }
 }
 
 /// Reads and answers the opening handshake. Returns the bytes received after the request, or
 /// `None` if the request was not a valid upgrade (it has been answered with an error status).
-fn handshake(stream: &TcpStream, out: &Sender<Out>, config: &Config) -> Option<Vec<u8>> {
-    let mut input = Input::new(stream.try_clone().ok()?);
+fn handshake(stream: &Arc<TcpStream>, out: &Sender<Out>, config: &Config) -> Option<Vec<u8>> {
+    let mut input = Input::shared(stream.clone());
     let limits = HeadLimits {
         max_request_line: config.max_request_line,
         max_header_bytes: config.max_header_bytes,

@@ -428,3 +428,22 @@ pub fn listen_script(handler: &str) -> String {
          http.listen(0, function(req, res)\n{handler}\nend)\n"
     )
 }
+
+/// The number of threads of process `pid` (from `/proc`; 0 if unreadable).
+pub fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The number of open file descriptors of process `pid` (from `/proc`; 0 if unreadable).
+pub fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
