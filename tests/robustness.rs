@@ -156,10 +156,9 @@ fn a_body_that_stops_arriving_gets_408() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// Ctrl+C while a request waits for the script: the script ends (uncaught `Terminated`) and the
-/// request is answered `500` rather than dropped.
-#[test]
-fn interrupt_answers_requests_in_flight() {
+/// Ctrl+C or SIGTERM while a request waits for the script: the script ends (uncaught
+/// `Terminated`) and the request is answered `500` rather than dropped; the exit status is 130.
+fn signal_answers_requests_in_flight(signal: fn(&Server)) {
     let mut server = Server::start(
         "local port = http.addListener(0)\n\
          print('LISTENING ' .. port)\n\
@@ -173,11 +172,85 @@ fn interrupt_answers_requests_in_flight() {
     server
         .line_starting("HOLDING", WAIT)
         .expect("request reached the script");
-    server.interrupt();
+    signal(&server);
     let resp = read_response(&mut s, false).expect("an answer");
     assert_eq!(resp.status, 500, "{}", resp.status_line);
     let status = server.wait_exit(WAIT).expect("exited");
     assert_eq!(status.code(), Some(130));
+    assert!(closed_within(&mut s, WAIT), "socket left open");
+}
+
+#[test]
+fn interrupt_answers_requests_in_flight() {
+    signal_answers_requests_in_flight(Server::interrupt);
+}
+
+#[test]
+fn sigterm_answers_requests_in_flight() {
+    signal_answers_requests_in_flight(Server::terminate);
+}
+
+/// A script that ends (returns) while it still holds an open response: the client gets `500`.
+#[test]
+fn script_ending_with_a_response_open_answers_it_500() {
+    let mut server = Server::start(
+        "local port = http.addListener(0)\n\
+         print('LISTENING ' .. port)\n\
+         local _, _, req, res = os.pullEvent('http_request')\n\
+         kept = res\n\
+         res.write('never sent')\n",
+        &[],
+    );
+    let resp = get(server.port, "/");
+    assert_eq!(resp.status, 500, "{}", resp.status_line);
+    assert_eq!(server.wait_exit(WAIT).expect("exited").code(), Some(0));
+}
+
+/// After the response timeout answered a request for the script, using that response handle
+/// raises `attempt to use a closed file` (CraftOS-PC crashes here).
+#[test]
+fn handle_used_after_the_response_timeout_raises_closed_file() {
+    let server = Server::start(
+        "local port = http.addListener(0)\n\
+         print('LISTENING ' .. port)\n\
+         local _, _, _, late = os.pullEvent('http_request')\n\
+         late.write('buffered')\n\
+         local _, _, _, res = os.pullEvent('http_request')\n\
+         local ok, err = pcall(late.write, 'too late')\n\
+         res.write(tostring(ok) .. ' ' .. tostring(err))\n\
+         res.close()\n\
+         os.pullEvent('never')\n",
+        &["--response-timeout", "1"],
+    );
+    let first = get(server.port, "/late");
+    assert_eq!(first.text(), "buffered");
+    assert_eq!(
+        get(server.port, "/check").text(),
+        "false attempt to use a closed file"
+    );
+}
+
+/// A client that vanishes while a large response is being sent to it costs nothing but that
+/// response: the next client is served.
+#[test]
+fn client_vanishing_mid_response_leaves_the_listener_serving() {
+    let server = Server::start(
+        &common::listen_script(
+            "if req.getURL() == '/big' then res.write(string.rep('y', 8 * 1024 * 1024))\n\
+             else res.write('small') end\n\
+             res.close()",
+        ),
+        &[],
+    );
+    for _ in 0..5 {
+        let mut big = connect(server.port);
+        big.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut some = [0u8; 4096];
+        assert!(big.read(&mut some).unwrap() > 0, "response started");
+        drop(big);
+        assert_eq!(get(server.port, "/small").text(), "small");
+    }
 }
 
 /// `http.removeListener` closes the listener's idle keep-alive connections and returns only after

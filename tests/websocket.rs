@@ -418,3 +418,26 @@ fn invalid_utf8_in_a_text_message_is_closed_with_1007() {
     ws.send(Message::text("fine")).unwrap();
     assert_eq!(read_data(&mut ws), Message::text("fine"));
 }
+
+/// An upgrade request without `Sec-WebSocket-Key`, or with another protocol version, is answered
+/// `400` and closed; the server keeps accepting clients.
+#[test]
+fn invalid_upgrade_requests_get_400() {
+    let server = echo_server();
+    for bad in [
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    ] {
+        let mut s = common::connect(server.port);
+        s.write_all(bad.as_bytes()).unwrap();
+        let resp = common::read_response(&mut s, false).expect("an answer");
+        assert_eq!(resp.status, 400, "{bad:?}: {}", resp.status_line);
+    }
+    let mut ws = ws_connect(server.port);
+    ws.send(Message::text("still serving")).unwrap();
+    assert_eq!(read_data(&mut ws), Message::text("still serving"));
+}
