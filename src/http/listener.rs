@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,36 +23,40 @@ use crate::net;
 use crate::workers::Workers;
 
 /// Counts work owed to peers (HTTP responses, WebSocket writers still sending), so the runtime
-/// can wait for it before exiting.
+/// can wait for it before exiting. Counting is one atomic operation per response; the lock is
+/// only taken to wake the waiter when the count drops to zero.
 #[derive(Debug, Default)]
 pub struct ResponseTracker {
-    count: Mutex<usize>,
+    count: AtomicUsize,
+    lock: Mutex<()>,
     idle: Condvar,
 }
 
 impl ResponseTracker {
     /// Notes one more response owed; the returned guard marks it delivered when dropped.
     pub fn owe(self: &Arc<Self>) -> OwedResponse {
-        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.count.fetch_add(1, Ordering::SeqCst);
         OwedResponse(self.clone())
     }
 
     /// Waits until no response is owed, or `timeout` passes. Returns how many are still owed.
     pub fn wait_idle(&self, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
-        let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        while *count > 0 {
+        let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let count = self.count.load(Ordering::SeqCst);
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+            if count == 0 || left.is_zero() {
+                return count;
             }
-            count = self
+            // The last guard to drop takes the lock before notifying, so it cannot notify
+            // between the check above and this wait.
+            guard = self
                 .idle
-                .wait_timeout(count, left)
+                .wait_timeout(guard, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        *count
     }
 }
 
@@ -62,9 +66,8 @@ pub struct OwedResponse(Arc<ResponseTracker>);
 
 impl Drop for OwedResponse {
     fn drop(&mut self) {
-        let mut count = self.0.count.lock().unwrap_or_else(|p| p.into_inner());
-        *count -= 1;
-        if *count == 0 {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _guard = self.0.lock.lock().unwrap_or_else(|p| p.into_inner());
             self.0.idle.notify_all();
         }
     }
