@@ -103,14 +103,17 @@ impl Scheduler {
 
     /// Moves fired timers and arrived native events into the queue, in the order they happened.
     fn collect(&mut self) {
-        let now = Instant::now();
-        while let Some(Reverse((due, id))) = self.timers.peek().copied() {
-            if due > now {
-                break;
-            }
-            self.timers.pop();
-            if self.active_timers.remove(&id) {
-                self.queue.push_back(Queued::Timer(id));
+        // No clock read when no timer is set (the common case on the request path).
+        if !self.timers.is_empty() {
+            let now = Instant::now();
+            while let Some(Reverse((due, id))) = self.timers.peek().copied() {
+                if due > now {
+                    break;
+                }
+                self.timers.pop();
+                if self.active_timers.remove(&id) {
+                    self.queue.push_back(Queued::Timer(id));
+                }
             }
         }
         while self.native_queued < self.native_cap {

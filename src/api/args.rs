@@ -5,7 +5,7 @@
 //! message, and the Lua prelude raises the message as a plain string (a Rust error would reach
 //! `pcall` as an mlua userdata, which scripts cannot `:match`).
 
-use mlua::{Function, LightUserData, Lua, MultiValue, Value};
+use mlua::{BorrowedBytes, Function, LightUserData, Lua, MultiValue, Value};
 
 /// Why a native function failed.
 #[derive(Debug)]
@@ -40,9 +40,9 @@ pub fn native<F>(lua: &Lua, f: F) -> mlua::Result<Function>
 where
     F: Fn(&Lua, &[Value]) -> NResult<MultiValue> + 'static,
 {
-    lua.create_function(move |lua, args: MultiValue| {
-        let args: Vec<Value> = args.into_iter().collect();
-        match f(lua, &args) {
+    lua.create_function(move |lua, mut args: MultiValue| {
+        // mlua fills the deque front to back, so this is a borrow, not a copy.
+        match f(lua, args.make_contiguous()) {
             Ok(v) => Ok(v),
             Err(Fail::Script(msg)) => {
                 let msg = Value::String(lua.create_string(msg)?);
@@ -105,12 +105,18 @@ pub fn opt_number(lua: &Lua, args: &[Value], i: usize) -> NResult<Option<f64>> {
 
 /// A string argument; numbers are converted with Lua's rules (`12.5` becomes `"12.5"`).
 pub fn bytes(lua: &Lua, args: &[Value], i: usize) -> NResult<Vec<u8>> {
+    string(lua, args, i).map(|s| s.to_vec())
+}
+
+/// A string argument without copying it: the script's string, or a number converted with Lua's
+/// rules. Use where the bytes are only looked at; [`bytes`] when they are kept.
+pub fn string(lua: &Lua, args: &[Value], i: usize) -> NResult<BorrowedBytes> {
     match args.get(i - 1) {
-        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => Ok(lua
-            .coerce_string(v.clone())?
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default()),
+        Some(Value::String(s)) => Ok(s.as_bytes()),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => match lua.coerce_string(v.clone())? {
+            Some(s) => Ok(s.as_bytes()),
+            None => Err(bad_type(args, i, "string")),
+        },
         _ => Err(bad_type(args, i, "string")),
     }
 }

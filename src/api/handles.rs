@@ -8,7 +8,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use mlua::{AnyUserData, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
 use crate::event::IncomingRequest;
@@ -160,18 +160,29 @@ impl Readable for ClientHandle {
     }
 }
 
-/// Calls `f` on the userdata in argument 1 (the handle's own, passed by the Lua closure).
-fn with<T: 'static, R>(args: &[Value], f: impl FnOnce(&mut T) -> NResult<R>) -> NResult<R> {
-    let ud: &AnyUserData = match args.first() {
-        Some(Value::UserData(ud)) => ud,
-        _ => {
-            return Err(Fail::Script(
-                "handle method called without its handle".into(),
-            ))
-        }
-    };
-    let mut data = ud.borrow_mut::<T>()?;
-    f(&mut data)
+/// A handle method: `f` gets the handle's data (type `T`) and the script's arguments.
+///
+/// The handle's closure (in `lua/http.lua`) passes the handle's userdata first, then whatever the
+/// script passed. A leading table among those is the handle itself (`res:write(x)`, or a copy of
+/// the handle) and is skipped, so `res.write(x)` and `res:write(x)` both work: no method takes a
+/// table.
+fn method<T: 'static>(
+    lua: &Lua,
+    f: impl Fn(&Lua, &mut T, &[Value]) -> NResult<MultiValue> + 'static,
+) -> mlua::Result<Function> {
+    native(lua, move |lua, args| {
+        let (ud, args) = match args {
+            [Value::UserData(ud), Value::Table(_), rest @ ..] => (ud, rest),
+            [Value::UserData(ud), rest @ ..] => (ud, rest),
+            _ => {
+                return Err(Fail::Script(
+                    "handle method called without its handle".into(),
+                ))
+            }
+        };
+        let mut data = ud.borrow_mut::<T>()?;
+        f(lua, &mut data, args)
+    })
 }
 
 fn string(lua: &Lua, bytes: &[u8]) -> NResult<Value> {
@@ -197,24 +208,22 @@ fn headers_table(lua: &Lua, headers: &[(String, Vec<u8>)]) -> NResult<Table> {
 fn install_reads<T: Readable>(lua: &Lua, native_tbl: &Table, prefix: &str) -> mlua::Result<()> {
     native_tbl.set(
         format!("{prefix}_read"),
-        native(lua, |lua, args| {
-            let n = args::opt_number(lua, &args[1..], 1)?.map(|n| n as i64);
-            with::<T, _>(args, |h| opt_string(lua, h.cursor()?.read(n)?))
+        method(lua, |lua, h: &mut T, args| {
+            let n = args::opt_number(lua, args, 1)?.map(|n| n as i64);
+            opt_string(lua, h.cursor()?.read(n)?)
         })?,
     )?;
     native_tbl.set(
         format!("{prefix}_readLine"),
-        native(lua, |lua, args| {
-            let trailing = args::truthy(args, 2);
-            with::<T, _>(args, |h| opt_string(lua, h.cursor()?.read_line(trailing)))
+        method(lua, |lua, h: &mut T, args| {
+            let trailing = args::truthy(args, 1);
+            opt_string(lua, h.cursor()?.read_line(trailing))
         })?,
     )?;
     native_tbl.set(
         format!("{prefix}_readAll"),
-        native(lua, |lua, args| {
-            with::<T, _>(args, |h| {
-                Ok(values(vec![string(lua, h.cursor()?.read_all())?]))
-            })
+        method(lua, |lua, h: &mut T, _| {
+            Ok(values(vec![string(lua, h.cursor()?.read_all())?]))
         })?,
     )?;
     Ok(())
@@ -233,48 +242,48 @@ fn valid_header_value(value: &[u8]) -> bool {
     !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
-/// Runs `f` on the open response of the exchange in argument 1.
-fn with_response(args: &[Value], f: impl FnOnce(&mut Response)) -> NResult<MultiValue> {
-    with::<ServerExchange, _>(args, |h| {
-        let exchange = h.request.guard.exchange();
-        exchange.with_open(f).map_err(|Closed| closed_file())?;
-        Ok(nothing())
-    })
+/// Runs `f` on the exchange's response while it is open.
+fn with_response(h: &ServerExchange, f: impl FnOnce(&mut Response)) -> NResult<MultiValue> {
+    h.request
+        .guard
+        .exchange()
+        .with_open(f)
+        .map_err(|Closed| closed_file())?;
+    Ok(nothing())
 }
 
-/// Returns a string field of the request in argument 1 (while the response is open).
+/// Returns a string field of the request (while the response is open).
 fn request_field(
     lua: &Lua,
-    args: &[Value],
+    h: &mut ServerExchange,
     field: impl FnOnce(&IncomingRequest) -> &[u8],
 ) -> NResult<MultiValue> {
-    with::<ServerExchange, _>(args, |h| {
-        Ok(values(vec![string(lua, field(&h.open()?.request))?]))
+    Ok(values(vec![string(lua, field(&h.open()?.request))?]))
+}
+
+fn write(lua: &Lua, h: &mut ServerExchange, args: &[Value], newline: bool) -> NResult<MultiValue> {
+    let data = args::string(lua, args, 1)?;
+    with_response(h, |r| {
+        r.body.extend_from_slice(&data);
+        if newline {
+            r.body.push(b'\n');
+        }
     })
 }
 
-fn write(lua: &Lua, args: &[Value], newline: bool) -> NResult<MultiValue> {
-    let mut data = args::bytes(lua, &args[1..], 1)?;
-    if newline {
-        data.push(b'\n');
-    }
-    with_response(args, |r| r.body.extend_from_slice(&data))
-}
-
-fn set_status_code(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
-    let a = &args[1..];
-    let code = args::integer(lua, a, 1)?;
+fn set_status_code(lua: &Lua, h: &mut ServerExchange, args: &[Value]) -> NResult<MultiValue> {
+    let code = args::integer(lua, args, 1)?;
     if !(100..=999).contains(&code) {
         return Err(args::bad_arg(1, "status code must be between 100 and 999"));
     }
-    let reason = match a.get(1) {
+    let reason = match args.get(1) {
         Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
         _ => None,
     };
     if reason.as_deref().is_some_and(|r| !valid_header_value(r)) {
         return Err(args::bad_arg(2, "reason phrase contains CR, LF or NUL"));
     }
-    with_response(args, |r| {
+    with_response(h, |r| {
         r.status = code as u16;
         if reason.is_some() {
             r.reason = reason;
@@ -282,114 +291,109 @@ fn set_status_code(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
     })
 }
 
-fn set_response_header(lua: &Lua, args: &[Value]) -> NResult<MultiValue> {
-    let a = &args[1..];
-    let name = args::bytes(lua, a, 1)?;
-    let value = args::bytes(lua, a, 2)?;
+fn set_response_header(lua: &Lua, h: &mut ServerExchange, args: &[Value]) -> NResult<MultiValue> {
+    let name = args::string(lua, args, 1)?;
+    let value = args::string(lua, args, 2)?;
     if !valid_header_name(&name) {
         return Err(args::bad_arg(1, "invalid header name"));
     }
     if !valid_header_value(&value) {
         return Err(args::bad_arg(2, "header value contains CR, LF or NUL"));
     }
-    let name = String::from_utf8_lossy(&name).into_owned();
-    with_response(args, |r| {
+    with_response(h, |r| {
+        // A valid name is ASCII, hence UTF-8: the lossy conversion never replaces anything.
         match r
             .headers
             .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&name))
         {
-            Some((_, v)) => *v = value,
-            None => r.headers.push((name, value)),
+            Some((_, v)) => {
+                v.clear();
+                v.extend_from_slice(&value);
+            }
+            None => r
+                .headers
+                .push((String::from_utf8_lossy(&name).into_owned(), value.to_vec())),
         }
     })
 }
 
 /// Fills `native` with the handle methods.
 pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
-    // Request handle.
+    // Request handle (`req.close()` does nothing, as in CraftOS-PC: it is Lua only).
     install_reads::<ServerExchange>(lua, native_tbl, "req")?;
     native_tbl.set(
         "req_getURL",
-        native(lua, |lua, args| {
-            request_field(lua, args, |r| r.target.as_bytes())
+        method(lua, |lua, h: &mut ServerExchange, _| {
+            request_field(lua, h, |r| r.target.as_bytes())
         })?,
     )?;
     native_tbl.set(
         "req_getMethod",
-        native(lua, |lua, args| {
-            request_field(lua, args, |r| r.method.as_bytes())
+        method(lua, |lua, h: &mut ServerExchange, _| {
+            request_field(lua, h, |r| r.method.as_bytes())
         })?,
     )?;
     native_tbl.set(
         "req_getRequestHeaders",
-        native(lua, |lua, args| {
-            with::<ServerExchange, _>(args, |h| {
-                let t = headers_table(lua, &h.open()?.request.headers)?;
-                Ok(values(vec![Value::Table(t)]))
-            })
+        method(lua, |lua, h: &mut ServerExchange, _| {
+            let t = headers_table(lua, &h.open()?.request.headers)?;
+            Ok(values(vec![Value::Table(t)]))
         })?,
     )?;
-    // `req.close()` does nothing, as in CraftOS-PC.
-    native_tbl.set("req_close", native(lua, |_, _| Ok(nothing()))?)?;
 
     // Response handle.
     native_tbl.set(
         "res_write",
-        native(lua, |lua, args| write(lua, args, false))?,
+        method(lua, |lua, h, args| write(lua, h, args, false))?,
     )?;
     native_tbl.set(
         "res_writeLine",
-        native(lua, |lua, args| write(lua, args, true))?,
+        method(lua, |lua, h, args| write(lua, h, args, true))?,
     )?;
     native_tbl.set(
         "res_flush",
-        native(lua, |_, args| with_response(args, |_| ()))?,
+        method(lua, |_, h: &mut ServerExchange, _| with_response(h, |_| ()))?,
     )?;
     native_tbl.set(
         "res_close",
-        native(lua, |_, args| {
-            with::<ServerExchange, _>(args, |h| {
-                let exchange = h.request.guard.exchange();
-                exchange.close().map_err(|Closed| closed_file())?;
-                h.uncount();
-                Ok(nothing())
-            })
+        method(lua, |_, h: &mut ServerExchange, _| {
+            h.request
+                .guard
+                .exchange()
+                .close()
+                .map_err(|Closed| closed_file())?;
+            h.uncount();
+            Ok(nothing())
         })?,
     )?;
-    native_tbl.set("res_setStatusCode", native(lua, set_status_code)?)?;
-    native_tbl.set("res_setResponseHeader", native(lua, set_response_header)?)?;
+    native_tbl.set("res_setStatusCode", method(lua, set_status_code)?)?;
+    native_tbl.set("res_setResponseHeader", method(lua, set_response_header)?)?;
 
     // Client response handle.
     install_reads::<ClientHandle>(lua, native_tbl, "cres")?;
     native_tbl.set(
         "cres_close",
-        native(lua, |_, args| {
-            with::<ClientHandle, _>(args, |h| {
-                h.open()?.closed = true;
-                Ok(nothing())
-            })
+        method(lua, |_, h: &mut ClientHandle, _| {
+            h.open()?.closed = true;
+            Ok(nothing())
         })?,
     )?;
     native_tbl.set(
         "cres_getResponseCode",
-        native(lua, |lua, args| {
-            with::<ClientHandle, _>(args, |h| {
-                let r = &h.open()?.response;
-                Ok(values(vec![
-                    Value::Integer(r.code as mlua::Integer),
-                    string(lua, &r.reason)?,
-                ]))
-            })
+        method(lua, |lua, h: &mut ClientHandle, _| {
+            let r = &h.open()?.response;
+            Ok(values(vec![
+                Value::Integer(r.code as mlua::Integer),
+                string(lua, &r.reason)?,
+            ]))
         })?,
     )?;
     native_tbl.set(
         "cres_getResponseHeaders",
-        native(lua, |lua, args| {
-            with::<ClientHandle, _>(args, |h| {
-                let t = headers_table(lua, &h.open()?.response.headers)?;
-                Ok(values(vec![Value::Table(t)]))
-            })
+        method(lua, |lua, h: &mut ClientHandle, _| {
+            let t = headers_table(lua, &h.open()?.response.headers)?;
+            Ok(values(vec![Value::Table(t)]))
         })?,
     )?;
     Ok(())

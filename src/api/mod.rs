@@ -62,7 +62,7 @@ pub struct Context {
 /// The installed APIs: what the event loop needs to build event values.
 pub struct Api {
     open_responses: Rc<Cell<usize>>,
-    make_server_handles: Function,
+    make_http_request: Function,
     make_client_handle: Function,
     websocket: websocket::WsApi,
 }
@@ -110,7 +110,7 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
             ctx.ws_links.clone(),
         )?,
         open_responses: ctx.open_responses.clone(),
-        make_server_handles: factories.get("server")?,
+        make_http_request: factories.get("http_request")?,
         make_client_handle: factories.get("client")?,
     })
 }
@@ -145,11 +145,8 @@ impl Api {
                     *request,
                     self.open_responses.clone(),
                 ))?;
-                let (req, res): (Table, Table) = self.make_server_handles.call(ud)?;
-                out.push(s(b"http_request")?);
-                out.push(Value::Integer(port as mlua::Integer));
-                out.push(Value::Table(req));
-                out.push(Value::Table(res));
+                // The factory returns the whole event: `"http_request", port, req, res`.
+                return self.make_http_request.call((ud, port));
             }
             Queued::Native(Event::Ws(ev)) => return self.websocket.event_values(lua, *ev),
             Queued::Native(Event::HttpClient(outcome)) => {

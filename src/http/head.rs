@@ -3,6 +3,7 @@
 //! Parsing is `httparse`'s; this module adds what it leaves to the caller: deadlines, the
 //! request-line and head-size limits, and the mapping of each failure to a status code.
 
+use std::mem::MaybeUninit;
 use std::time::Instant;
 
 use super::input::{Input, ReadError};
@@ -126,11 +127,22 @@ pub fn read_head(
     }
 }
 
+/// Header slots on the stack: enough for the default `max_headers`, so parsing a head allocates
+/// nothing (a larger limit takes them from the heap).
+const STACK_HEADERS: usize = 100;
+
 /// Parses a complete head from `buf`, or returns `None` if more bytes are needed.
 fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<(RequestHead, usize)>, HeadError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
+    let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let slots = if limits.max_headers <= STACK_HEADERS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => {
             let line_len = buf.iter().position(|&b| b == b'\n').unwrap_or(len);
             if line_len > limits.max_request_line {

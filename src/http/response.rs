@@ -76,7 +76,12 @@ pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) 
             0
         },
     );
-    write!(head, "HTTP/1.{} {} ", opts.minor_version, status)?;
+    // Formatted by hand: `write!` costs more than everything else in a small response head.
+    head.extend_from_slice(b"HTTP/1.");
+    push_decimal(&mut head, u64::from(opts.minor_version));
+    head.push(b' ');
+    push_decimal(&mut head, u64::from(status));
+    head.push(b' ');
     match &resp.reason {
         Some(r) => head.extend_from_slice(r),
         None => head.extend_from_slice(reason_phrase(status).as_bytes()),
@@ -98,7 +103,7 @@ pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) 
     }
     if !has_date {
         head.extend_from_slice(b"Date: ");
-        head.extend_from_slice(http_date(SystemTime::now()).as_bytes());
+        head.extend_from_slice(&http_date(SystemTime::now()));
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(if opts.keep_alive {
@@ -107,7 +112,9 @@ pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) 
         b"Connection: close\r\n"
     });
     if !no_body_status {
-        write!(head, "Content-Length: {}\r\n", resp.body.len())?;
+        head.extend_from_slice(b"Content-Length: ");
+        push_decimal(&mut head, resp.body.len() as u64);
+        head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
     if send_body && resp.body.len() <= COALESCE {
@@ -120,6 +127,21 @@ pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) 
         }
     }
     out.flush()
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// The standard reason phrase of a status code (empty for codes without one).
@@ -177,8 +199,14 @@ pub fn reason_phrase(code: u16) -> &'static str {
     }
 }
 
-/// Formats a time as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
-pub fn http_date(t: SystemTime) -> String {
+/// Formats a time as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`). By hand, without an
+/// allocation: it is in every response.
+pub fn http_date(t: SystemTime) -> [u8; 29] {
+    const WEEKDAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -186,20 +214,19 @@ pub fn http_date(t: SystemTime) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    // Years past 9999 do not fit the format; clamp rather than misalign it.
+    let year = year.clamp(0, 9999) as u64;
+    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[0..3].copy_from_slice(WEEKDAYS[days.rem_euclid(7) as usize]);
+    out[5..7].copy_from_slice(&two(u64::from(day)));
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    out[12..14].copy_from_slice(&two(year / 100));
+    out[14..16].copy_from_slice(&two(year % 100));
+    out[17..19].copy_from_slice(&two(rem / 3600));
+    out[20..22].copy_from_slice(&two(rem / 60 % 60));
+    out[23..25].copy_from_slice(&two(rem % 60));
+    out
 }
 
 /// Converts days since 1970-01-01 into (year, month 1..=12, day 1..=31), proleptic Gregorian.
@@ -224,10 +251,42 @@ mod tests {
     #[test]
     fn dates() {
         let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(&http_date(t), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(&http_date(UNIX_EPOCH), b"Thu, 01 Jan 1970 00:00:00 GMT");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(http_date(leap), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(&http_date(leap), b"Tue, 29 Feb 2000 00:00:00 GMT");
+        let late = UNIX_EPOCH + Duration::from_secs(4_102_444_799); // 2099-12-31 23:59:59
+        assert_eq!(&http_date(late), b"Thu, 31 Dec 2099 23:59:59 GMT");
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 200, 999, 65_536, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn status_line_and_framing_headers() {
+        let mut r = Response::status(201);
+        r.body = b"x".to_vec();
+        let opts = WireOptions {
+            minor_version: 0,
+            head_only: false,
+            keep_alive: false,
+        };
+        let mut out = Vec::new();
+        write_response(&mut out, &r, opts).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.0 201 Created\r\nDate: "));
+        assert!(text.ends_with("GMT\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx"));
+        r.status = 599;
+        r.reason = Some(b"Odd".to_vec());
+        let mut out = Vec::new();
+        write_response(&mut out, &r, opts).unwrap();
+        assert!(out.starts_with(b"HTTP/1.0 599 Odd\r\n"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 -- The Lua half of the `http` API: http.listen as CraftOS-PC's ROM defines it, the CC: Tweaked
 -- client wrappers, and the request/response handle tables. Returns the handle factories.
 local native, support = ...
-local ret, wrap, method, expect = support.ret, support.wrap, support.method, support.expect
+local ret, wrap, expect = support.ret, support.wrap, support.expect
 
 http = {}
 http.addListener = wrap(native.addListener)
@@ -96,37 +96,103 @@ end
 
 local handles = {}
 
--- The `req`/`res` pair of an http_request event: plain tables of closures, no metatable.
-function handles.server(ud)
+-- Handle methods are closures over the handle's userdata: `res.write(x)` has no `self`, so each
+-- handle needs functions of its own. They are written out here rather than made by a helper, so
+-- that all of a handle's closures share one upvalue (`ud`) and building a handle allocates only
+-- the closures and the table, and each checks its native's result for the error sentinel itself
+-- rather than through `ret` (one Lua call less per method call). Each method returns a known
+-- number of values (none, one, or two for getResponseCode), exactly as many as `ret` passed on.
+-- Arguments go to the native unchanged; it skips a leading table, the handle itself in the
+-- `res:write(x)` form (or a copy of it), as `support.method` does.
+local ERR = support.ERR
+local req_read, req_readLine, req_readAll = native.req_read, native.req_readLine, native.req_readAll
+local req_getURL, req_getMethod = native.req_getURL, native.req_getMethod
+local req_getRequestHeaders = native.req_getRequestHeaders
+local res_write, res_writeLine, res_flush = native.res_write, native.res_writeLine, native.res_flush
+local res_close, res_setStatusCode = native.res_close, native.res_setStatusCode
+local res_setResponseHeader = native.res_setResponseHeader
+local cres_read, cres_readLine, cres_readAll = native.cres_read, native.cres_readLine, native.cres_readAll
+local cres_close, cres_getResponseCode = native.cres_close, native.cres_getResponseCode
+local cres_getResponseHeaders = native.cres_getResponseHeaders
+
+-- `req.close()` does nothing (as in CraftOS-PC), so every request shares one.
+local function req_close() end
+
+-- The values of an http_request event: its name, the port, and the `req`/`res` pair (plain tables
+-- of closures, no metatable).
+function handles.http_request(ud, port)
     local req = {
-        read = method(native.req_read, ud),
-        readLine = method(native.req_readLine, ud),
-        readAll = method(native.req_readAll, ud),
-        close = method(native.req_close, ud),
-        getURL = method(native.req_getURL, ud),
-        getMethod = method(native.req_getMethod, ud),
-        getRequestHeaders = method(native.req_getRequestHeaders, ud),
+        read = function(...)
+            local v, e = req_read(ud, ...)
+            if v == ERR then error(e, 0) end
+            return v
+        end,
+        readLine = function(...)
+            local v, e = req_readLine(ud, ...)
+            if v == ERR then error(e, 0) end
+            return v
+        end,
+        readAll = function(...)
+            local v, e = req_readAll(ud, ...)
+            if v == ERR then error(e, 0) end
+            return v
+        end,
+        close = req_close,
+        getURL = function(...)
+            local v, e = req_getURL(ud, ...)
+            if v == ERR then error(e, 0) end
+            return v
+        end,
+        getMethod = function(...)
+            local v, e = req_getMethod(ud, ...)
+            if v == ERR then error(e, 0) end
+            return v
+        end,
+        getRequestHeaders = function(...)
+            local v, e = req_getRequestHeaders(ud, ...)
+            if v == ERR then error(e, 0) end
+            return v
+        end,
     }
+    -- These natives return nothing, or the sentinel and a message.
     local res = {
-        write = method(native.res_write, ud),
-        writeLine = method(native.res_writeLine, ud),
-        flush = method(native.res_flush, ud),
-        close = method(native.res_close, ud),
-        setStatusCode = method(native.res_setStatusCode, ud),
-        setResponseHeader = method(native.res_setResponseHeader, ud),
+        write = function(...)
+            local err, e = res_write(ud, ...)
+            if err then error(e, 0) end
+        end,
+        writeLine = function(...)
+            local err, e = res_writeLine(ud, ...)
+            if err then error(e, 0) end
+        end,
+        flush = function(...)
+            local err, e = res_flush(ud, ...)
+            if err then error(e, 0) end
+        end,
+        close = function(...)
+            local err, e = res_close(ud, ...)
+            if err then error(e, 0) end
+        end,
+        setStatusCode = function(...)
+            local err, e = res_setStatusCode(ud, ...)
+            if err then error(e, 0) end
+        end,
+        setResponseHeader = function(...)
+            local err, e = res_setResponseHeader(ud, ...)
+            if err then error(e, 0) end
+        end,
     }
-    return req, res
+    return "http_request", port, req, res
 end
 
--- The response handle of http.get/http.post/http.request.
+-- The response handle of http.get/http.post/http.request (not on the server's request path).
 function handles.client(ud)
     return {
-        read = method(native.cres_read, ud),
-        readLine = method(native.cres_readLine, ud),
-        readAll = method(native.cres_readAll, ud),
-        close = method(native.cres_close, ud),
-        getResponseCode = method(native.cres_getResponseCode, ud),
-        getResponseHeaders = method(native.cres_getResponseHeaders, ud),
+        read = function(...) return ret(cres_read(ud, ...)) end,
+        readLine = function(...) return ret(cres_readLine(ud, ...)) end,
+        readAll = function(...) return ret(cres_readAll(ud, ...)) end,
+        close = function(...) return ret(cres_close(ud, ...)) end,
+        getResponseCode = function(...) return ret(cres_getResponseCode(ud, ...)) end,
+        getResponseHeaders = function(...) return ret(cres_getResponseHeaders(ud, ...)) end,
     }
 end
 

@@ -20,10 +20,15 @@ function os.pullEventRaw(filter)
     return coroutine.yield(filter)
 end
 
+-- Passes an event through, raising on `terminate` (no table per event, unlike bios.lua's
+-- table.pack/table.unpack, which returns the same values).
+local function not_terminate(event, ...)
+    if event == "terminate" then error("Terminated", 0) end
+    return event, ...
+end
+
 function os.pullEvent(filter)
-    local event = table.pack(os.pullEventRaw(filter))
-    if event[1] == "terminate" then error("Terminated", 0) end
-    return table.unpack(event, 1, event.n)
+    return not_terminate(os.pullEventRaw(filter))
 end
 
 function sleep(time)

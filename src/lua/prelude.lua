@@ -63,4 +63,4 @@ if table.pack == nil then
     table.pack = function(...) return { n = select("#", ...), ... } end
 end
 
-return { ret = ret, wrap = wrap, method = method, expect = expect }
+return { ERR = ERR, ret = ret, wrap = wrap, method = method, expect = expect }
