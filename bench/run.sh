@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs ccserve's benchmarks: HTTP vs raw tiny_http (wrk), WebSocket echo vs raw tungstenite, and
+# memory per connection. Usage, from anywhere:
+#
+#     bash bench/run.sh
+#
+# Knobs (passed through): CCSERVE_BENCH_SECONDS (wrk duration per run, default 5),
+# CCSERVE_BENCH_ROUNDS (rounds per comparison, default 3), CARGO_TARGET_DIR.
+# Results: markdown tables on stdout and in <target dir>/bench-results/{http,ws,memory}.md.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "wrk not found; installing it with apt-get" >&2
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && apt-get install -y -qq wrk
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo apt-get update -qq && sudo apt-get install -y -qq wrk
+    else
+        echo "error: wrk is needed for the HTTP benchmark: install it (apt-get install wrk) and rerun" >&2
+        exit 1
+    fi
+fi
+
+for bench in http ws memory; do
+    echo "== cargo bench --bench $bench" >&2
+    cargo bench --bench "$bench"
+done
+
+echo
+echo "Results: ${CARGO_TARGET_DIR:-$PWD/target}/bench-results/{http,ws,memory}.md"

@@ -1,0 +1,274 @@
+//! Helpers shared by the benchmarks in `benches/`: start the real `ccserve` binary (built with the
+//! bench profile, i.e. release settings) on a free 127.0.0.1 port, read its memory and thread
+//! count from `/proc`, small statistics, the environment knobs, and writing the markdown results.
+//!
+//! Every wait here is a bounded poll of a condition; nothing sleeps to synchronise.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous bound for anything a loaded 2-core machine should do quickly.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The repository root (where `examples/` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released; the caller passes it to ccserve).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The socket address of `port` on 127.0.0.1.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// A TCP connection to 127.0.0.1:`port` with TCP_NODELAY and read/write timeouts of [`WAIT`], so
+/// a server that stops answering fails the bench instead of hanging it.
+pub fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&local(port), WAIT)
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    stream.set_nodelay(true).expect("set TCP_NODELAY");
+    stream
+        .set_read_timeout(Some(WAIT))
+        .expect("set read timeout");
+    stream
+        .set_write_timeout(Some(WAIT))
+        .expect("set write timeout");
+    stream
+}
+
+/// A running `ccserve` process, killed (and reaped) when dropped, on every exit path.
+pub struct Ccserve {
+    child: Child,
+    pub port: u16,
+}
+
+impl Ccserve {
+    /// Starts `ccserve --bind 127.0.0.1 <script> <port>` on a free port (the example scripts take
+    /// their port as the first argument) and waits until the port accepts connections.
+    pub fn start(script: &str) -> Ccserve {
+        let port = free_port();
+        let script_path = repo_root().join(script);
+        let child = Command::new(env!("CARGO_BIN_EXE_ccserve"))
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg(&script_path)
+            .arg(port.to_string())
+            .current_dir(repo_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", env!("CARGO_BIN_EXE_ccserve")));
+        let mut server = Ccserve { child, port };
+        server.wait_accepting();
+        server
+    }
+
+    /// The process id (for `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls until the port accepts a connection; panics if ccserve exits or [`WAIT`] passes.
+    fn wait_accepting(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll ccserve") {
+                panic!("ccserve exited before accepting connections: {status}");
+            }
+            if TcpStream::connect_timeout(&local(self.port), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ccserve did not accept connections on port {} within {WAIT:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The process's status from `/proc`.
+    pub fn status(&self) -> ProcStatus {
+        ProcStatus::read(&format!("/proc/{}/status", self.pid()))
+    }
+}
+
+impl Drop for Ccserve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fields of `/proc/PID/status` the benches report.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcStatus {
+    /// Resident set size, KiB.
+    pub rss_kib: u64,
+    pub threads: u64,
+}
+
+impl ProcStatus {
+    /// Reads `path` (`/proc/PID/status` or `/proc/self/status`).
+    pub fn read(path: &str) -> ProcStatus {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let field = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {path}"))
+        };
+        ProcStatus {
+            rss_kib: field("VmRSS:"),
+            threads: field("Threads:"),
+        }
+    }
+}
+
+/// Polls the thread count of `/proc/PID/status` at `path` until `done(threads)` holds or
+/// `timeout` passes; returns `Ok(threads)` or `Err(last threads seen)`.
+pub fn wait_threads(path: &str, timeout: Duration, done: impl Fn(u64) -> bool) -> Result<u64, u64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let threads = ProcStatus::read(path).threads;
+        if done(threads) {
+            return Ok(threads);
+        }
+        if Instant::now() >= deadline {
+            return Err(threads);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls until the thread count has not changed for 300 ms (threads of closed connections have
+/// exited); returns it.
+pub fn settled_threads(path: &str) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    let mut last = ProcStatus::read(path).threads;
+    let mut since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = ProcStatus::read(path).threads;
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= Duration::from_millis(300) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "thread count of {path} did not settle"
+        );
+    }
+}
+
+/// Sends one `GET /` with `Connection: close` and returns the whole response.
+pub fn http_get_close(port: u16) -> String {
+    let mut stream = connect(port);
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("send GET");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .expect("read the response to GET /");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// An environment knob: a positive integer, else `default`.
+pub fn env_knob(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(value) => match value.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("{name}={value:?}: expected a positive integer"),
+        },
+        Err(_) => default,
+    }
+}
+
+/// `CCSERVE_BENCH_ROUNDS` (default 3).
+pub fn rounds() -> usize {
+    env_knob("CCSERVE_BENCH_ROUNDS", 3) as usize
+}
+
+/// Median of `values` (the mean of the two middle ones for an even count); 0 if empty.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// The `q`-quantile (0..=1, nearest rank) of `sorted`, which must be sorted ascending.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    assert!(!sorted.is_empty(), "quantile of no samples");
+    let rank = ((sorted.len() as f64) * q).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Formats a count with thousands separators (`12,345`).
+pub fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One line describing the machine: cores, CPU model, kernel.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown kernel".into());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!("{cores} cores, {cpu}, Linux {kernel}, load average at start {load}")
+}
+
+/// Prints `markdown` and writes it to `<target dir>/bench-results/<name>.md`, where the target
+/// dir is `$CARGO_TARGET_DIR`, else `./target` of the repository.
+pub fn publish(name: &str, markdown: &str) {
+    print!("\n{markdown}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = target.join("bench-results");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let path = dir.join(format!("{name}.md"));
+    std::fs::write(&path, markdown).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    println!("\n(written to {})", path.display());
+}

@@ -1,0 +1,343 @@
+//! WebSocket echo round trips: ccserve running `examples/ws_echo.lua` against an in-process
+//! baseline (a raw tungstenite echo server: one thread per client that echoes each message
+//! itself, no Lua), with the same compiled tungstenite client (TCP_NODELAY) for both.
+//!
+//! Two workloads on each server, in every round (the order of the servers alternates by round):
+//! - **sequential**: 1 client sends 10,000 32-byte text messages one at a time (after 200 warm-up
+//!   messages), waiting for each echo; every round trip is timed.
+//! - **concurrent**: 50 clients, connected first, start together (a barrier) and each send 1,000
+//!   messages one at a time; every round trip and each client's finish time is recorded.
+//!
+//! Reported: messages/s, round-trip p50/p99 (µs), the ratio ccserve / baseline, and for the
+//! concurrent workload each client's finish time (min / median / max) and whether the slowest
+//! client took at most twice the median ("no client starved"). Every socket has a read timeout,
+//! so a server that stops answering fails the bench instead of hanging it.
+//!
+//! Run: `cargo bench --bench ws` (or `bash bench/run.sh`). Knob: `CCSERVE_BENCH_ROUNDS`
+//! (default 3). Results: stdout and `target/bench-results/ws.md`.
+
+mod common;
+
+use common::{median, quantile, thousands, Ccserve};
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+const PAYLOAD: &str = "0123456789abcdef0123456789abcdef"; // 32 bytes
+const WARMUP: usize = 200;
+const SEQUENTIAL_MESSAGES: usize = 10_000;
+const CLIENTS: usize = 50;
+const CLIENT_MESSAGES: usize = 1_000;
+/// Warm-up messages per client in the concurrent workload (before the barrier).
+const CLIENT_WARMUP: usize = 10;
+
+/// The baseline: a raw tungstenite echo server, one thread per client, in this process.
+struct Baseline {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Baseline {
+    fn start() -> Baseline {
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the baseline echo server");
+        let port = listener.local_addr().expect("baseline address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept_stop = stop.clone();
+        let accept = std::thread::Builder::new()
+            .name("baseline-accept".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if accept_stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    std::thread::spawn(move || echo_client(stream));
+                }
+            })
+            .expect("spawn the baseline accept thread");
+        Baseline {
+            port,
+            stop,
+            accept: Some(accept),
+        }
+    }
+}
+
+/// Echoes every text/binary message back to its sender until the client goes away.
+fn echo_client(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let Ok(mut ws) = tungstenite::accept(stream) else {
+        return;
+    };
+    loop {
+        match ws.read() {
+            Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(message).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for Baseline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+fn ws_connect(port: u16) -> WebSocket<TcpStream> {
+    let stream = common::connect(port);
+    let (ws, _) = tungstenite::client::client(format!("ws://127.0.0.1:{port}/"), stream)
+        .unwrap_or_else(|e| panic!("websocket handshake with 127.0.0.1:{port}: {e}"));
+    ws
+}
+
+/// Sends one message and waits for its echo; returns the round-trip time.
+fn round_trip(ws: &mut WebSocket<TcpStream>) -> Duration {
+    let start = Instant::now();
+    ws.send(Message::text(PAYLOAD))
+        .expect("send a message (server gone?)");
+    loop {
+        match ws
+            .read()
+            .expect("read the echo (server gone, or no echo within the timeout)")
+        {
+            Message::Text(text) => {
+                let elapsed = start.elapsed();
+                assert_eq!(text.as_str(), PAYLOAD, "wrong echo");
+                return elapsed;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected message instead of the echo: {other:?}"),
+        }
+    }
+}
+
+fn close(mut ws: WebSocket<TcpStream>) {
+    let _ = ws.close(None);
+    let _ = ws.flush();
+}
+
+/// Results of one workload on one server.
+#[derive(Clone, Debug)]
+struct Run {
+    messages_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    /// Concurrent workload only: each client's finish time since the common start, sorted.
+    finish: Vec<Duration>,
+}
+
+impl Run {
+    fn new(mut rtts: Vec<Duration>, elapsed: Duration, finish: Vec<Duration>) -> Run {
+        rtts.sort_unstable();
+        Run {
+            messages_per_sec: rtts.len() as f64 / elapsed.as_secs_f64(),
+            p50: quantile(&rtts, 0.50),
+            p99: quantile(&rtts, 0.99),
+            finish,
+        }
+    }
+
+    fn starved(&self) -> bool {
+        let max = self.finish.last().copied().unwrap_or_default();
+        max > 2 * quantile(&self.finish, 0.5)
+    }
+}
+
+fn sequential(port: u16) -> Run {
+    let mut ws = ws_connect(port);
+    for _ in 0..WARMUP {
+        round_trip(&mut ws);
+    }
+    let mut rtts = Vec::with_capacity(SEQUENTIAL_MESSAGES);
+    let start = Instant::now();
+    for _ in 0..SEQUENTIAL_MESSAGES {
+        rtts.push(round_trip(&mut ws));
+    }
+    let elapsed = start.elapsed();
+    close(ws);
+    Run::new(rtts, elapsed, Vec::new())
+}
+
+fn concurrent(port: u16) -> Run {
+    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
+    let clients: Vec<JoinHandle<(Vec<Duration>, Instant)>> = (0..CLIENTS)
+        .map(|_| {
+            let barrier = barrier.clone();
+            // Connect and warm up here, so a failure panics before anyone waits on the barrier.
+            let mut ws = ws_connect(port);
+            for _ in 0..CLIENT_WARMUP {
+                round_trip(&mut ws);
+            }
+            std::thread::spawn(move || {
+                barrier.wait();
+                let rtts: Vec<Duration> =
+                    (0..CLIENT_MESSAGES).map(|_| round_trip(&mut ws)).collect();
+                let finished = Instant::now();
+                close(ws);
+                (rtts, finished)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let mut rtts = Vec::with_capacity(CLIENTS * CLIENT_MESSAGES);
+    let mut finish = Vec::with_capacity(CLIENTS);
+    for client in clients {
+        let (client_rtts, finished) = client
+            .join()
+            .expect("a client thread failed (see its panic message above)");
+        rtts.extend(client_rtts);
+        finish.push(finished.saturating_duration_since(start));
+    }
+    finish.sort_unstable();
+    let elapsed = *finish.last().expect("at least one client");
+    Run::new(rtts, elapsed, finish)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+/// The run with the median messages/s (the lower middle for an even count).
+fn median_run(runs: &[Run]) -> &Run {
+    let mut sorted: Vec<&Run> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.messages_per_sec.total_cmp(&b.messages_per_sec));
+    sorted[(sorted.len() - 1) / 2]
+}
+
+fn main() {
+    let rounds = common::rounds();
+    let machine = common::machine();
+    let baseline = Baseline::start();
+    let ccserve = Ccserve::start("examples/ws_echo.lua");
+    let ports = [baseline.port, ccserve.port];
+    let names = ["baseline", "ccserve"];
+
+    // runs[workload 0 = sequential, 1 = concurrent][server 0 = baseline, 1 = ccserve]
+    let mut runs: [[Vec<Run>; 2]; 2] = Default::default();
+    for round in 0..rounds {
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let seq = sequential(ports[which]);
+            let con = concurrent(ports[which]);
+            eprintln!(
+                "round {}/{rounds} {:8}: sequential {:>7} msg/s p50 {} µs p99 {} µs | concurrent {:>7} msg/s p50 {} µs p99 {} µs, finish {}..{} ms",
+                round + 1,
+                names[which],
+                thousands(seq.messages_per_sec),
+                us(seq.p50),
+                us(seq.p99),
+                thousands(con.messages_per_sec),
+                us(con.p50),
+                us(con.p99),
+                ms(con.finish[0]),
+                ms(*con.finish.last().expect("clients")),
+            );
+            runs[0][which].push(seq);
+            runs[1][which].push(con);
+        }
+    }
+    drop(ccserve);
+    drop(baseline);
+
+    let mut md = String::new();
+    let _ = writeln!(md, "### WebSocket echo: ccserve vs raw tungstenite\n");
+    let _ = writeln!(
+        md,
+        "32-byte text messages, each sent after the previous echo arrived; Rust tungstenite client \
+         with TCP_NODELAY. {rounds} rounds (both servers each round, alternating which goes \
+         first); medians over rounds. Machine: {machine}.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| workload | server | msgs/s | ccserve / baseline | round trip p50 µs | p99 µs |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let workloads = [
+        format!("1 client × {}", thousands(SEQUENTIAL_MESSAGES as f64)),
+        format!(
+            "{CLIENTS} clients × {} concurrently",
+            thousands(CLIENT_MESSAGES as f64)
+        ),
+    ];
+    for (w, workload) in workloads.iter().enumerate() {
+        let rate = |v: &[Run]| median(&v.iter().map(|r| r.messages_per_sec).collect::<Vec<_>>());
+        let lat = |v: &[Run], f: fn(&Run) -> Duration| {
+            Duration::from_secs_f64(median(
+                &v.iter().map(|r| f(r).as_secs_f64()).collect::<Vec<_>>(),
+            ))
+        };
+        let base_rate = rate(&runs[w][0]);
+        for (s, name) in ["raw tungstenite (baseline)", "ccserve ws_echo.lua"]
+            .iter()
+            .enumerate()
+        {
+            let v = &runs[w][s];
+            let ratio = if s == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.2}", rate(v) / base_rate)
+            };
+            let _ = writeln!(
+                md,
+                "| {workload} | {name} | {} | {ratio} | {} | {} |",
+                thousands(rate(v)),
+                us(lat(v, |r| r.p50)),
+                us(lat(v, |r| r.p99)),
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nConcurrent workload, each client's finish time (round with the median msgs/s):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| server | min ms | median ms | max ms | max ≤ 2 × median (no client starved) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for (s, name) in ["raw tungstenite (baseline)", "ccserve ws_echo.lua"]
+        .iter()
+        .enumerate()
+    {
+        let v = &runs[1][s];
+        let r = median_run(v);
+        let ok = v.iter().filter(|r| !r.starved()).count();
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} ({ok} of {} rounds) |",
+            ms(r.finish[0]),
+            ms(quantile(&r.finish, 0.5)),
+            ms(*r.finish.last().expect("clients")),
+            if ok == v.len() { "yes" } else { "NO" },
+            v.len(),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nBaseline: tungstenite 0.30 `accept` in this process, one thread per client that reads a \
+         message and sends it back itself (no Lua, no event queue). ccserve: one reader and one \
+         writer thread per client, every message goes through the Lua script's event loop."
+    );
+    common::publish("ws", &md);
+}
