@@ -276,7 +276,8 @@ fn main() {
         md,
         "`wrk --latency -t1 -c1` / `-t2 -c32` / `-t2 -c256`, {seconds} s per run, {rounds} rounds \
          (each round runs both servers, alternating which goes first); medians over rounds. \
-         Machine: {machine}.\n"
+         Machine: {machine}. {}.\n",
+        common::binary()
     );
     let _ = writeln!(
         md,

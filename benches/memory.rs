@@ -116,6 +116,7 @@ fn sample(server: &Ccserve) -> ProcStatus {
         let s = server.status();
         max = ProcStatus {
             rss_kib: max.rss_kib.max(s.rss_kib),
+            rss_anon_kib: max.rss_anon_kib.max(s.rss_anon_kib),
             threads: s.threads,
         };
     }
@@ -200,13 +201,14 @@ fn main() {
     let _ = writeln!(
         md,
         "`VmRSS` and `Threads` from `/proc/PID/status`; a fresh ccserve (release build) per case, \
-         after one warm-up request on a closed connection. Machine: {machine}.\n"
+         after one warm-up request on a closed connection. Machine: {machine}. {}.\n",
+        common::binary()
     );
     let _ = writeln!(
         md,
-        "| case | RSS MiB | threads | Δ RSS vs idle (same process) MiB | KiB per connection |"
+        "| case | RSS MiB | of which anonymous MiB | threads | Δ RSS vs idle (same process) MiB | KiB per connection |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
     for row in &rows {
         let (delta, per) = match row.idle {
             Some(idle) => {
@@ -225,15 +227,19 @@ fn main() {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {delta} | {per} |",
+            "| {} | {} | {} | {} | {delta} | {per} |",
             row.case,
             mib(row.status.rss_kib),
+            mib(row.status.rss_anon_kib),
             row.status.threads
         );
     }
     let _ = writeln!(
         md,
-        "\nThread stacks are virtual memory; only the pages a thread touches count in RSS."
+        "\nThread stacks are virtual memory; only the pages a thread touches count in RSS. The \
+         anonymous part is the process's own (heap, Lua state, touched stack pages); the rest of \
+         RSS is file pages (ccserve's code and, in a glibc build, libc's and libm's), which the \
+         kernel shares with every other process mapping the same files."
     );
     common::publish("memory", &md);
 }

@@ -266,7 +266,8 @@ fn main() {
         md,
         "32-byte text messages, each sent after the previous echo arrived; Rust tungstenite client \
          with TCP_NODELAY. {rounds} rounds (both servers each round, alternating which goes \
-         first); medians over rounds. Machine: {machine}.\n"
+         first); medians over rounds. Machine: {machine}. {}.\n",
+        common::binary()
     );
     let _ = writeln!(
         md,

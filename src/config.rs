@@ -44,6 +44,10 @@ pub struct Config {
     pub max_queued_events: usize,
     /// Stack size of connection and client threads. Default 128 KiB.
     pub thread_stack_size: usize,
+    /// Run the threads that serve sockets (HTTP connections, WebSocket readers and writers) under
+    /// Linux's `SCHED_BATCH` policy, so that waking one to send a response does not preempt the
+    /// Lua thread (see README, "Performance"). No effect elsewhere than Linux. Default `true`.
+    pub batch_io_threads: bool,
     /// Largest WebSocket message received or sent. A client sending a larger one is closed with
     /// 1009; `send` of a larger one raises `Message is too large`. Default 16 MiB.
     pub ws_max_message: usize,
@@ -82,6 +86,7 @@ impl Default for Config {
             event_queue_capacity: 1024,
             max_queued_events: 65536,
             thread_stack_size: 128 * 1024,
+            batch_io_threads: true,
             ws_max_message: 16 * 1024 * 1024,
             ws_max_clients: 1024,
             ws_send_queue: 1024,

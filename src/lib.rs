@@ -32,6 +32,7 @@ mod event_loop;
 mod http;
 mod net;
 mod runtime;
+mod sched;
 mod workers;
 mod ws;
 

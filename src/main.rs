@@ -36,6 +36,8 @@ Options:
                                    closed with 1009 (default 16777216)
       --ws-max-clients N           clients per WebSocket server, more are closed with 1013
                                    (default 1024)
+      --no-batch-threads           run socket threads under the default Linux scheduling policy
+                                   instead of SCHED_BATCH (see README, Performance)
   -v, --verbose          log more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
   -h, --help             print this help
   -V, --version          print the version
@@ -110,6 +112,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
                     .map_err(|_| format!("--id: '{v}' is not a computer id (0 or more)"))?;
             }
             "--label" => config.computer_label = Some(value(&flag)?),
+            "--no-batch-threads" => config.batch_io_threads = false,
             "--ws-max-message" => {
                 let v = value(&flag)?;
                 config.ws_max_message = v

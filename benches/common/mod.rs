@@ -46,6 +46,15 @@ pub fn connect(port: u16) -> TcpStream {
     stream
 }
 
+/// The ccserve binary the benches run: `$CCSERVE_BENCH_BIN` if set (another build to compare, e.g.
+/// an older commit or a static musl build), else the one cargo built for this bench.
+pub fn ccserve_bin() -> PathBuf {
+    match std::env::var_os("CCSERVE_BENCH_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_ccserve")),
+    }
+}
+
 /// A running `ccserve` process, killed (and reaped) when dropped, on every exit path.
 pub struct Ccserve {
     child: Child,
@@ -58,7 +67,8 @@ impl Ccserve {
     pub fn start(script: &str) -> Ccserve {
         let port = free_port();
         let script_path = repo_root().join(script);
-        let child = Command::new(env!("CARGO_BIN_EXE_ccserve"))
+        let bin = ccserve_bin();
+        let child = Command::new(&bin)
             .arg("--bind")
             .arg("127.0.0.1")
             .arg(&script_path)
@@ -68,7 +78,7 @@ impl Ccserve {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", env!("CARGO_BIN_EXE_ccserve")));
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         let mut server = Ccserve { child, port };
         server.wait_accepting();
         server
@@ -116,6 +126,9 @@ impl Drop for Ccserve {
 pub struct ProcStatus {
     /// Resident set size, KiB.
     pub rss_kib: u64,
+    /// The anonymous part of it (heap, stacks), KiB; the rest is file pages (the binary's and the
+    /// shared libraries' code, shared with every other process that maps the same files).
+    pub rss_anon_kib: u64,
     pub threads: u64,
 }
 
@@ -132,6 +145,7 @@ impl ProcStatus {
         };
         ProcStatus {
             rss_kib: field("VmRSS:"),
+            rss_anon_kib: field("RssAnon:"),
             threads: field("Threads:"),
         }
     }
@@ -257,6 +271,19 @@ pub fn machine() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {kernel}, load average at start {load}")
+}
+
+/// One line naming the ccserve binary under test and its size.
+pub fn binary() -> String {
+    let bin = ccserve_bin();
+    let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
+    let shown = bin
+        .strip_prefix(repo_root())
+        .map_or_else(|_| bin.display().to_string(), |p| p.display().to_string());
+    format!(
+        "ccserve binary: `{shown}`, {} bytes",
+        thousands(size as f64)
+    )
 }
 
 /// Prints `markdown` and writes it to `<target dir>/bench-results/<name>.md`, where the target

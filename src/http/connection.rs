@@ -50,6 +50,7 @@ pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
 
 fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
     let config = &shared.config;
+    crate::sched::batch_thread(config.batch_io_threads);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let mut input = Input::shared(stream);

@@ -71,6 +71,7 @@ fn connect(
         max_message: config.ws_max_message,
         send_queue: config.ws_send_queue,
         stack_size: config.thread_stack_size,
+        batch_threads: config.batch_io_threads,
     };
     let pending = connection::start_writer(&stream, id, Role::Client, limits, events.owe())
         .map_err(|e| format!("cannot start websocket writer: {e}"))?;

@@ -178,6 +178,8 @@ pub struct Limits {
     pub send_queue: usize,
     /// Stack size of the two threads.
     pub stack_size: usize,
+    /// Whether the two threads run as batch threads ([`crate::sched`]).
+    pub batch_threads: bool,
 }
 
 /// tungstenite's configuration for our connections: a small read buffer (idle clients stay
@@ -224,6 +226,7 @@ pub fn start_writer(
         .name("ccserve-ws-write".into())
         .stack_size(limits.stack_size)
         .spawn(move || {
+            crate::sched::batch_thread(limits.batch_threads);
             let _owed = owed;
             write_loop(
                 WebSocket::from_raw_socket(writer_stream, role, Some(config)),

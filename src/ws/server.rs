@@ -172,7 +172,9 @@ fn serve_client(stream: &Arc<TcpStream>, shared: &Shared) {
         max_message: config.ws_max_message,
         send_queue: config.ws_send_queue,
         stack_size: config.thread_stack_size,
+        batch_threads: config.batch_io_threads,
     };
+    crate::sched::batch_thread(limits.batch_threads);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let id = next_id();
