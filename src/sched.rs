@@ -23,16 +23,20 @@ pub fn batch_thread(enabled: bool) {
 
 #[cfg(target_os = "linux")]
 fn set_batch() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `sched_setscheduler` only reads `param`, a valid, initialised local that outlives the
-    // call; pid 0 names the calling thread, so no other thread's state is touched. Priority 0 is
-    // the only one SCHED_BATCH accepts, and an unprivileged thread may switch between
-    // SCHED_OTHER and SCHED_BATCH.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    // SAFETY: `sched_param` is a plain C struct of integers (plus, on musl, two `timespec`s of
+    // integers), for which all-zero bytes are a valid value; priority 0 is the only one
+    // SCHED_BATCH accepts.
+    let param: libc::sched_param = unsafe { std::mem::zeroed() };
+    // SAFETY: `pthread_self()` is the calling thread, alive for the whole call, and
+    // `pthread_setschedparam` only reads `param`, a valid local that outlives the call. An
+    // unprivileged thread may switch itself between SCHED_OTHER and SCHED_BATCH. (The per-thread
+    // call, not `sched_setscheduler`, which musl leaves unimplemented.)
+    let rc =
+        unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_BATCH, &param) };
     if rc != 0 {
         log::debug!(
             "SCHED_BATCH not set for this thread: {}",
-            std::io::Error::last_os_error()
+            std::io::Error::from_raw_os_error(rc)
         );
     }
 }
