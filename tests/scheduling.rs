@@ -94,8 +94,8 @@ fn websocket_reader_and_writer_threads_are_batch() {
         "local server = assert(http.websocketServer(0))\n\
          print('LISTENING ' .. server.port)\n\
          while true do\n\
-           local event, id, message = os.pullEvent()\n\
-           if event == 'websocket_server_connect' then message.send('hi') end\n\
+           local event, port, handle = os.pullEvent()\n\
+           if event == 'websocket_server_connect' then handle.send('hi') end\n\
          end\n",
         &[],
     );
