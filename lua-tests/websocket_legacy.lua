@@ -58,7 +58,11 @@ t.test("websocketAsync(port): websocket_success and websocket_message carry the 
     t.eq(http.websocketAsync(port), true, "already running: true again")
     local success, message
     parallel.waitForAll(function()
-        success = table.pack(os.pullEvent("websocket_success"))
+        -- The client in the other coroutine gets a websocket_success of its own (its URL first);
+        -- which of the two is queued first depends on thread timing, so wait for the server's.
+        repeat
+            success = table.pack(os.pullEvent("websocket_success"))
+        until success[2] == port
         message = table.pack(os.pullEvent("websocket_message"))
         success[3].close()
         os.pullEvent("websocket_server_closed")
