@@ -83,7 +83,12 @@ impl Stderr {
 impl Server {
     /// Starts `ccserve --bind 127.0.0.1 [extra...] SCRIPT` and waits for `LISTENING <port>`.
     pub fn start(source: &str, extra: &[&str]) -> Server {
-        let mut server = Server::spawn(source, extra, &[]);
+        Server::start_env(source, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for the child.
+    pub fn start_env(source: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut server = Server::spawn_env(source, extra, &[], env);
         let line = server.line_starting("LISTENING ", WAIT).unwrap_or_else(|| {
             panic!(
                 "script did not print LISTENING; stderr:\n{}",
@@ -99,17 +104,34 @@ impl Server {
 
     /// Starts the binary without waiting for anything. `script_args` follow the script path.
     pub fn spawn(source: &str, extra: &[&str], script_args: &[&str]) -> Server {
+        Server::spawn_env(source, extra, script_args, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables for the child.
+    pub fn spawn_env(
+        source: &str,
+        extra: &[&str],
+        script_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut args: Vec<OsString> = vec!["--bind".into(), "127.0.0.1".into()];
         args.extend(extra.iter().map(OsString::from));
         args.push(script_file(source).into());
         args.extend(script_args.iter().map(OsString::from));
-        Server::spawn_exact(&args)
+        Server::spawn_exact_env(&args, env)
     }
 
     /// Starts `ccserve ARGS...` exactly as given (no implicit flags), without waiting.
     pub fn spawn_exact<S: AsRef<OsStr>>(args: &[S]) -> Server {
+        Server::spawn_exact_env(args, &[])
+    }
+
+    /// [`Server::spawn_exact`] with extra environment variables for the child.
+    pub fn spawn_exact_env<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(bin())
             .args(args)
+            .env_remove("MALLOC_ARENA_MAX") // tests see the binary's own allocator setting
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
