@@ -108,6 +108,16 @@ async def ws_worker(ws_port, stop):
             stats["ws_lost"] += 1
 
 
+async def sampler(pid, stop, every=60):
+    """Prints RSS, fds and threads every `every` seconds, to show a trend, not just two ends."""
+    start = time.monotonic()
+    while time.monotonic() + every < stop:
+        await asyncio.sleep(every)
+        rss, fds, threads = sample(pid)
+        print(f"  {time.monotonic() - start:5.0f} s: RSS {rss} KiB, {fds} fds, {threads} threads",
+              flush=True)
+
+
 def load(port, ws_port, stop):
     tasks = [http_worker(port, stop) for _ in range(8)]
     tasks += [ws_worker(ws_port, stop) for _ in range(8)]
@@ -125,7 +135,8 @@ async def main(port, ws_port, pid, seconds):
     print(f"start: RSS {before[0]} KiB, {before[1]} fds, {before[2]} threads", flush=True)
     for k in stats:
         stats[k] = 0
-    await asyncio.gather(*load(port, ws_port, time.monotonic() + seconds))
+    stop = time.monotonic() + seconds
+    await asyncio.gather(*load(port, ws_port, stop), sampler(pid, stop))
     # Let keep-alive and close grace periods pass, then compare.
     await asyncio.sleep(8)
     after = sample(pid)
