@@ -50,18 +50,11 @@ fn thread_arenas(pid: u32) -> usize {
         .count()
 }
 
-/// Under qemu-user the child's `/proc/PID/maps` is the emulator's, not the script host's.
-fn under_emulator(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|exe| exe.to_string_lossy().contains("qemu"))
-        .unwrap_or(false)
-}
-
 /// Starts a server with `env`, opens 16 keep-alive connections with one request answered on
 /// each, and counts thread arenas while they are all open. `None` under an emulator.
 fn arenas_with(env: &[(&str, &str)]) -> Option<usize> {
     let server = Server::start_env(&listen_script("res.write('ok') res.close()"), &[], env);
-    if under_emulator(server.pid()) {
+    if common::under_emulator(server.pid()) {
         eprintln!("skipped: the server runs under qemu-user, its maps are the emulator's");
         return None;
     }

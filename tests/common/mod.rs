@@ -451,6 +451,16 @@ pub fn listen_script(handler: &str) -> String {
     )
 }
 
+/// Whether process `pid` runs under qemu-user (the ARM suites of `scripts/cross-test.sh`): its
+/// `/proc/PID/maps` are then the emulator's, and a thread another thread has joined can stay
+/// listed in `/proc/PID/task` for a while, because qemu wakes the joiner before the host thread
+/// has exited.
+pub fn under_emulator(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|exe| exe.to_string_lossy().contains("qemu"))
+        .unwrap_or(false)
+}
+
 /// The number of threads of process `pid` (from `/proc`; 0 if unreadable).
 pub fn threads_of(pid: u32) -> usize {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
