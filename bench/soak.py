@@ -59,7 +59,12 @@ async def http_worker(port, stop):
 async def slow_client(port, stop):
     """Sends half a request head and stalls: the server must answer 408 and close."""
     while time.monotonic() < stop:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+        except Exception:
+            stats["http_unanswered"] += 1
+            await asyncio.sleep(1)
+            continue
         writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
         try:
             data = await asyncio.wait_for(reader.read(), 30)
@@ -75,7 +80,12 @@ async def slow_client(port, stop):
 async def vanishing_client(port, ws_port, stop):
     """Connects, sends part of a request or message, and disappears without closing properly."""
     while time.monotonic() < stop:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+        except Exception:
+            stats["http_unanswered"] += 1
+            await asyncio.sleep(1)
+            continue
         writer.write(b"POST /gone HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial")
         await asyncio.sleep(0.01)
         writer.transport.abort()
