@@ -11,9 +11,14 @@ use std::net::TcpStream;
 
 use common::{listen_script, read_response, Server};
 
-/// glibc reserves each thread arena's heap as one mapping of this size, aligned to it
-/// (`HEAP_MAX_SIZE`: twice the largest mmap threshold, 4 MiB per byte of a `long`).
-const HEAP_MAX: u64 = 2 * 4 * 1024 * 1024 * std::mem::size_of::<usize>() as u64;
+/// glibc reserves each heap of a thread arena as one mapping of this size, aligned to it
+/// (`HEAP_MAX_SIZE`, twice the largest mmap threshold: 64 MiB on 64-bit systems, 1 MiB on 32-bit
+/// ones). Connections that allocate little keep each arena to one heap.
+const HEAP_MAX: u64 = if std::mem::size_of::<usize>() == 8 {
+    64 << 20
+} else {
+    1 << 20
+};
 
 /// The thread arenas (not counting the main arena, which lives in `[heap]`) of process `pid`:
 /// an anonymous read-write mapping aligned to [`HEAP_MAX`], followed by the inaccessible rest of
