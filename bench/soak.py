@@ -33,13 +33,22 @@ stats = {"http_ok": 0, "http_unanswered": 0, "ws_ok": 0, "ws_lost": 0,
          "slow": 0, "vanished": 0, "ws_dropped": 0}
 
 
+async def connect(port):
+    """Opens a connection; a refusal or a timeout counts as unanswered and gives None."""
+    try:
+        return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+    except Exception:
+        stats["http_unanswered"] += 1
+        await asyncio.sleep(1)
+        return None
+
+
 async def http_worker(port, stop):
     while time.monotonic() < stop:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
-        except Exception:
-            stats["http_unanswered"] += 1
+        connection = await connect(port)
+        if connection is None:
             continue
+        reader, writer = connection
         for _ in range(random.randint(1, 50)):
             if time.monotonic() >= stop:
                 break
@@ -59,12 +68,10 @@ async def http_worker(port, stop):
 async def slow_client(port, stop):
     """Sends half a request head and stalls: the server must answer 408 and close."""
     while time.monotonic() < stop:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
-        except Exception:
-            stats["http_unanswered"] += 1
-            await asyncio.sleep(1)
+        connection = await connect(port)
+        if connection is None:
             continue
+        reader, writer = connection
         writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
         try:
             data = await asyncio.wait_for(reader.read(), 30)
@@ -80,12 +87,10 @@ async def slow_client(port, stop):
 async def vanishing_client(port, ws_port, stop):
     """Connects, sends part of a request or message, and disappears without closing properly."""
     while time.monotonic() < stop:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
-        except Exception:
-            stats["http_unanswered"] += 1
-            await asyncio.sleep(1)
+        connection = await connect(port)
+        if connection is None:
             continue
+        reader, writer = connection
         writer.write(b"POST /gone HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\npartial")
         await asyncio.sleep(0.01)
         writer.transport.abort()

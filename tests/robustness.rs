@@ -6,7 +6,9 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{closed_within, connect, fds_of, get, read_response, threads_of, Server, WAIT};
+use common::{
+    closed_within, connect, fds_of, get, read_response, settles_to, threads_of, Server, WAIT,
+};
 
 /// A script that is busy (never pulls events) for a while: its requests are answered `503`
 /// when the response timeout passes, not left hanging and not an empty `200`.
@@ -66,19 +68,6 @@ fn error_inside_a_parallel_coroutine_answers_500_and_exits_1() {
     let status = server.wait_exit(WAIT).expect("script ended");
     assert_eq!(status.code(), Some(1));
     assert!(server.stderr_when_closed().contains("boom in a coroutine"));
-}
-
-/// Waits (bounded) until `f()` is at most `limit`; returns the last value seen.
-fn settles_to(limit: usize, f: impl Fn() -> usize) -> usize {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = f();
-        if v <= limit || Instant::now() >= deadline {
-            return v;
-        }
-        // Connection threads end asynchronously after their client closed; re-check shortly.
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// 10,000 connect/request/disconnect cycles leave no file descriptor or thread behind.

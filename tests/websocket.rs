@@ -216,15 +216,13 @@ fn server_close_closes_connected_clients_with_1001() {
     // (3 × 2 + 1 threads fewer). Under qemu-user, joined threads linger in /proc for a moment
     // (see `common::under_emulator`), so there the count may take until WAIT to settle.
     let pid = server.pid();
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut after = common::threads_of(pid);
-    while common::under_emulator(pid)
-        && after + 3 * 2 >= threads
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        after = common::threads_of(pid);
-    }
+    let after = if common::under_emulator(pid) {
+        common::settles_to(threads.saturating_sub(3 * 2 + 1), || {
+            common::threads_of(pid)
+        })
+    } else {
+        common::threads_of(pid)
+    };
     assert!(
         after + 3 * 2 < threads,
         "threads: {threads} with 3 clients, {after} after close()"

@@ -461,6 +461,20 @@ pub fn under_emulator(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Waits (bounded) until `f()` is at most `limit`; returns the last value seen.
+pub fn settles_to(limit: usize, f: impl Fn() -> usize) -> usize {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = f();
+        if v <= limit || Instant::now() >= deadline {
+            return v;
+        }
+        // Threads end asynchronously (after their client closed, or after a join under qemu-user);
+        // re-check shortly.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The number of threads of process `pid` (from `/proc`; 0 if unreadable).
 pub fn threads_of(pid: u32) -> usize {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
