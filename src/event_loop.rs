@@ -143,21 +143,27 @@ impl Scheduler {
         self.queue.is_empty()
     }
 
-    /// Takes the next event, blocking until there is one.
-    pub fn next(&mut self) -> Queued {
+    /// Takes the next event, blocking until there is one or `wake` passes (then `None`). The
+    /// runtime uses `wake` for work of its own that is due while the script waits.
+    pub fn next_until(&mut self, wake: Option<Instant>) -> Option<Queued> {
         loop {
             self.collect();
             if let Some(ev) = self.queue.pop_front() {
                 if matches!(ev, Queued::Native(_)) {
                     self.native_queued -= 1;
                 }
-                return ev;
+                return Some(ev);
             }
-            let received = match self.next_deadline() {
+            let timer = self.next_deadline();
+            let due = match (timer, wake) {
+                (Some(t), Some(w)) => Some(t.min(w)),
+                (t, w) => t.or(w),
+            };
+            let received = match due {
                 Some(due) => match self.rx.recv_deadline(due) {
                     Ok(ev) => Some(ev),
                     Err(RecvTimeoutError::Timeout) => None,
-                    // Cannot happen while the runtime holds a sender; wait for the timer.
+                    // Cannot happen while the runtime holds a sender; wait for the deadline.
                     Err(RecvTimeoutError::Disconnected) => {
                         std::thread::sleep(due.saturating_duration_since(Instant::now()));
                         None
@@ -165,10 +171,17 @@ impl Scheduler {
                 },
                 None => self.rx.recv().ok(),
             };
-            if let Some(ev) = received {
-                // It arrived before the next timer was due, so it goes first.
-                self.native_queued += 1;
-                self.queue.push_back(Queued::Native(ev));
+            match received {
+                // It arrived before the next deadline, so it goes first.
+                Some(ev) => {
+                    self.native_queued += 1;
+                    self.queue.push_back(Queued::Native(ev));
+                }
+                None if wake.is_some_and(|w| Instant::now() >= w) => {
+                    // A timer due at the same moment is collected on the next call.
+                    return None;
+                }
+                None => {}
             }
         }
     }

@@ -40,7 +40,10 @@ pub struct Runtime {
     api: Api,
     traceback: Function,
     ran: bool,
-    last_gc: Instant,
+    /// When the last idle-time collection ran (`None`: never).
+    last_gc: Option<Instant>,
+    /// Whether the script ran since that collection (only then can it have dropped a handle).
+    ran_since_gc: bool,
 }
 
 impl Runtime {
@@ -83,7 +86,8 @@ impl Runtime {
             api,
             traceback,
             ran: false,
-            last_gc: Instant::now(),
+            last_gc: None,
+            ran_since_gc: false,
         })
     }
 
@@ -186,6 +190,7 @@ impl Runtime {
                 Ok(v) => v,
                 Err(e) => return Err(self.script_error(co, &e)),
             };
+            self.ran_since_gc = true;
             if co.status() != ThreadStatus::Resumable {
                 return Ok(());
             }
@@ -193,9 +198,12 @@ impl Runtime {
                 Some(Value::String(s)) => Some(s.to_string_lossy()),
                 _ => None,
             };
+            drop(yielded);
             resume = loop {
-                self.collect_forgotten_handles();
-                let ev = self.ctx.scheduler.borrow_mut().next();
+                let wake = self.collect_forgotten_handles();
+                let Some(ev) = self.ctx.scheduler.borrow_mut().next_until(wake) else {
+                    continue; // the collection is due
+                };
                 let accepted = match &filter {
                     None => true,
                     Some(f) => ev.is_named(f) || ev.is_named("terminate"),
@@ -208,20 +216,29 @@ impl Runtime {
         }
     }
 
-    /// If the loop is about to wait while the script holds open responses, collects garbage
-    /// (at most every [`GC_INTERVAL`]) so handles the script dropped are answered `500` now
-    /// rather than at the response timeout.
-    fn collect_forgotten_handles(&mut self) {
-        if self.ctx.open_responses.get() == 0 || self.last_gc.elapsed() < GC_INTERVAL {
-            return;
+    /// Before the loop waits for an event: if the script holds responses it has not closed and
+    /// has run since the last collection, collects garbage, so handles it dropped are answered
+    /// `500` now rather than at the response timeout. Collections are at least [`GC_INTERVAL`]
+    /// apart; one that is not due yet is returned as the time the wait must end to run it.
+    fn collect_forgotten_handles(&mut self) -> Option<Instant> {
+        if self.ctx.open_responses.get() == 0 || !self.ran_since_gc {
+            return None;
         }
         if !self.ctx.scheduler.borrow_mut().is_idle() {
-            return;
+            return None;
         }
-        self.last_gc = Instant::now();
+        let now = Instant::now();
+        if let Some(due) = self.last_gc.map(|last| last + GC_INTERVAL) {
+            if now < due {
+                return Some(due);
+            }
+        }
+        self.last_gc = Some(now);
+        self.ran_since_gc = false;
         if let Err(e) = self.lua.gc_collect() {
             log::warn!("garbage collection failed: {e}");
         }
+        None
     }
 
     fn script_error(&self, co: &Thread, e: &mlua::Error) -> Error {

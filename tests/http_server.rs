@@ -730,6 +730,61 @@ fn garbage_collected_response_handle_is_answered_500_promptly() {
     assert_eq!(get(server.port, "/next").text(), "ok");
 }
 
+/// Sends four requests in a row to a script that drops every response without closing it, and
+/// checks that each is answered `500` promptly: the idle-time collection must run again for each
+/// (it is at most every 250 ms apart, so later ones wait for it), and nothing the script's loop
+/// still holds may keep the dropped handles alive.
+fn assert_dropped_responses_answered_500(source: &str) {
+    let server = Server::start(source, &["--response-timeout", "60"]);
+    // 250 ms between collections, plus a loaded machine; qemu-user runs the VM much slower.
+    let bound = if common::under_emulator(server.pid()) {
+        QUICK
+    } else {
+        Duration::from_secs(1)
+    };
+    for i in 0..4 {
+        let t = Instant::now();
+        let resp = get(server.port, &format!("/dropped{i}"));
+        let elapsed = t.elapsed();
+        println!("dropped response {i} answered {} after {elapsed:?}", resp.status);
+        assert_eq!(resp.status, 500, "request {i}: {:?}", resp.status_line);
+        assert!(elapsed < bound, "request {i} answered after {elapsed:?}");
+    }
+}
+
+#[test]
+fn listen_callback_returning_without_closing_is_answered_500_each_time() {
+    assert_dropped_responses_answered_500(&common::listen_script(""));
+}
+
+#[test]
+fn responses_dropped_in_a_pull_event_loop_are_answered_500_each_time() {
+    assert_dropped_responses_answered_500(
+        "local port = http.addListener(0)\n\
+         print('LISTENING ' .. port)\n\
+         while true do\n\
+           local _, _, req, res = os.pullEvent('http_request')\n\
+           res.write('never sent ' .. req.getURL())\n\
+         end\n",
+    );
+}
+
+#[test]
+fn responses_dropped_inside_parallel_are_answered_500_each_time() {
+    assert_dropped_responses_answered_500(
+        "local port = http.addListener(0)\n\
+         print('LISTENING ' .. port)\n\
+         parallel.waitForAny(function()\n\
+           while true do\n\
+             local _, _, req, res = os.pullEvent('http_request')\n\
+             res.write('never sent ' .. req.getURL())\n\
+           end\n\
+         end, function()\n\
+           while true do os.pullEvent('never_queued') end\n\
+         end)\n",
+    );
+}
+
 #[test]
 fn request_rejected_by_the_event_filter_is_answered_503_at_once() {
     let server = Server::start(

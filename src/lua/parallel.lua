@@ -28,6 +28,9 @@ local function run(functions, wait_for_all)
                 end
             end
         end
+        -- Let go of the event while waiting for the next: handles in it that every routine has
+        -- dropped can then be collected (and a forgotten response answered).
+        event = nil
         event = table.pack(coroutine.yield())
     end
 end
