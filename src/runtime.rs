@@ -1,5 +1,6 @@
 //! [`Runtime`]: one Lua VM with the CraftOS APIs installed, running one script to completion.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -114,61 +115,87 @@ impl Runtime {
     }
 
     /// Runs the script at `path` with `args` (as `...` and `arg`) until it ends.
+    ///
+    /// As in CraftOS, a script under the `fs` root is named by its path there: errors read
+    /// `/api.lua:11: ...` and `arg[0]` is `api.lua` (what `shell.getRunningProgram()` returns). A
+    /// script outside the root keeps its host path in both.
     pub fn run_file(&mut self, path: impl AsRef<Path>, args: &[String]) -> Result<(), Error> {
         let path = path.as_ref();
         let source = std::fs::read(path).map_err(|source| Error::ReadScript {
             path: path.to_path_buf(),
             source,
         })?;
-        let name = path.to_string_lossy().into_owned();
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        self.set_root(dir, path);
-        self.run_source(&source, &name, args)
+        let (chunk_name, arg0) = match self.set_root(dir, path) {
+            Some(program) => (format!("@{program}"), program[1..].to_string()),
+            None => {
+                let host = path.to_string_lossy().into_owned();
+                (format!("@{host}"), host)
+            }
+        };
+        self.run_source(&source, &chunk_name, &arg0, args)
     }
 
     /// Runs Lua source code named `name` (used in error messages) with `args` until it ends.
     pub fn run_chunk(&mut self, source: &str, name: &str, args: &[String]) -> Result<(), Error> {
         self.set_root(PathBuf::from("."), Path::new(name));
-        self.run_source(source.as_bytes(), name, args)
+        self.run_source(source.as_bytes(), &format!("@{name}"), name, args)
     }
 
     /// Decides the `fs` root (the configured one, else `default_root`) and the program's path in
-    /// it: `/name` relative to the root when the script lies inside it, else its file name.
-    fn set_root(&mut self, default_root: PathBuf, script: &Path) {
+    /// it: `/name` relative to the root when the script lies inside it (returned), else `/` and
+    /// its file name (`None` is returned).
+    fn set_root(&mut self, default_root: PathBuf, script: &Path) -> Option<String> {
         let root = self.ctx.config.root.clone().unwrap_or(default_root);
         let root = std::fs::canonicalize(&root).unwrap_or(root);
         let script_abs = std::fs::canonicalize(script).unwrap_or_else(|_| script.to_path_buf());
-        let program = match script_abs.strip_prefix(&root) {
-            Ok(rel) => format!("/{}", rel.to_string_lossy().replace('\\', "/")),
-            Err(_) => format!(
-                "/{}",
-                script
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
+        let (program, inside) = match script_abs.strip_prefix(&root) {
+            Ok(rel) => (
+                format!("/{}", rel.to_string_lossy().replace('\\', "/")),
+                true,
+            ),
+            Err(_) => (
+                format!(
+                    "/{}",
+                    script
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+                false,
             ),
         };
-        self.ctx.files.set(root, program);
+        self.ctx.files.set(root, program.clone());
+        inside.then_some(program)
     }
 
-    fn run_source(&mut self, source: &[u8], name: &str, args: &[String]) -> Result<(), Error> {
+    /// Loads and runs the main chunk: `chunk_name` as Lua's chunk name (`@` and a path),
+    /// `arg0` as `arg[0]`.
+    fn run_source(
+        &mut self,
+        source: &[u8],
+        chunk_name: &str,
+        arg0: &str,
+        args: &[String],
+    ) -> Result<(), Error> {
         if self.ran {
             return Err(Error::AlreadyRan);
         }
         self.ran = true;
+        self.api.boot()?;
         let func = self
             .lua
-            .load(source)
-            .set_name(format!("@{name}"))
+            .load(skip_shebang(source).as_ref())
+            .set_name(chunk_name)
             .set_mode(ChunkMode::Text)
             .into_function()
             .map_err(|e| Error::Syntax(error_message(&e)))?;
         let arg = self.lua.create_table()?;
-        arg.raw_set(0, name)?;
+        arg.raw_set(0, arg0)?;
         let mut lua_args = MultiValue::new();
         for (i, a) in args.iter().enumerate() {
             arg.raw_set(i + 1, a.as_str())?;
@@ -290,6 +317,17 @@ fn discard(ev: Queued) {
             request.port
         );
         request.guard.set_status_on_drop(503);
+    }
+}
+
+/// As the `lua` interpreter does, a first line starting with `#` (`#!/usr/bin/env lua`) is not
+/// Lua: it becomes a comment, so line numbers stay right (`loadfile` in `lua/fs.lua` does the
+/// same for files the script loads).
+fn skip_shebang(source: &[u8]) -> Cow<'_, [u8]> {
+    if source.first() == Some(&b'#') {
+        Cow::Owned([b"--".as_slice(), source].concat())
+    } else {
+        Cow::Borrowed(source)
     }
 }
 

@@ -62,6 +62,7 @@ pub struct Context {
 /// The installed APIs: what the event loop needs to build event values.
 pub struct Api {
     open_responses: Rc<Cell<usize>>,
+    boot: Function,
     make_http_request: Function,
     make_client_handle: Function,
     websocket: websocket::WsApi,
@@ -83,15 +84,16 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
     lua.load(OS_LUA)
         .set_name("=ccserve/os.lua")
         .call::<()>((native.clone(), support.clone()))?;
-    for (name, source) in [
-        ("=ccserve/textutils.lua", TEXTUTILS_LUA),
-        ("=ccserve/fs.lua", FS_LUA),
-        ("=ccserve/system.lua", SYSTEM_LUA),
-    ] {
-        lua.load(source)
-            .set_name(name)
-            .call::<()>((native.clone(), support.clone()))?;
-    }
+    lua.load(TEXTUTILS_LUA)
+        .set_name("=ccserve/textutils.lua")
+        .call::<()>((native.clone(), support.clone()))?;
+    let fs_lua: Table = lua
+        .load(FS_LUA)
+        .set_name("=ccserve/fs.lua")
+        .call((native.clone(), support.clone()))?;
+    lua.load(SYSTEM_LUA)
+        .set_name("=ccserve/system.lua")
+        .call::<()>((native.clone(), support.clone()))?;
     lua.load(PARALLEL_LUA)
         .set_name("=ccserve/parallel.lua")
         .call::<()>(())?;
@@ -110,12 +112,24 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
             ctx.ws_links.clone(),
         )?,
         open_responses: ctx.open_responses.clone(),
+        boot: fs_lua.get("boot")?,
         make_http_request: factories.get("http_request")?,
         make_client_handle: factories.get("client")?,
     })
 }
 
 impl Api {
+    /// What CraftOS does before it runs a program, once the runtime has set the `fs` root and the
+    /// program's path: relative `require` paths start from the program's directory, and saved
+    /// settings (`/.settings`) are loaded. A settings file that cannot be loaded is logged and
+    /// skipped, as CraftOS skips it.
+    pub fn boot(&self) -> mlua::Result<()> {
+        if let Some(problem) = self.boot.call::<Option<String>>(())? {
+            log::warn!("{problem}");
+        }
+        Ok(())
+    }
+
     /// Turns a queued event into the values `os.pullEvent` returns.
     pub fn event_values(&self, lua: &Lua, ev: Queued) -> mlua::Result<MultiValue> {
         let s = |b: &[u8]| lua.create_string(b).map(Value::String);

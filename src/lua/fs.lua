@@ -59,6 +59,9 @@ function loadfile(path, mode, env)
     if not file then return nil, err end
     local source = file.readAll()
     file.close()
+    -- As the `lua` interpreter does: a first line starting with `#` (`#!/usr/bin/env lua`) is
+    -- skipped, and made a comment so that line numbers stay right.
+    if source:sub(1, 1) == "#" then source = "--" .. source end
     local name = "@/" .. fs.combine(path)
     if env then return load(source, name, mode, env) end
     return load(source, name, mode)
@@ -74,10 +77,11 @@ end
 -------------------------------------------------------------------------------------------------
 -- require, package (cc.require rules)
 -------------------------------------------------------------------------------------------------
+-- The running program's directory, which relative module paths start from; set by `boot` once
+-- the runtime knows the program.
+local program_dir = ""
+
 do
-    local program = native.fs_program()
-    local dir = fs.getDir(program)
-    if dir == ".." then dir = "" end
 
     local stock = type(package) == "table" and type(package.loaded) == "table" and package.loaded or {}
     local pkg = {
@@ -101,7 +105,7 @@ do
         local tried = {}
         for pattern in pkg.path:gmatch("[^;]+") do
             local path = pattern:gsub("%?", file)
-            if path:sub(1, 1) ~= "/" then path = fs.combine(dir, path) end
+            if path:sub(1, 1) ~= "/" then path = fs.combine(program_dir, path) end
             if fs.exists(path) and not fs.isDir(path) then
                 local fn, err = loadfile(path, nil, _G)
                 if fn then return fn, path end
@@ -324,3 +328,18 @@ do
         return true
     end
 end
+
+-------------------------------------------------------------------------------------------------
+-- Start of the program, once the runtime has set the root and the program's path
+-------------------------------------------------------------------------------------------------
+-- As CraftOS's bios.lua: saved settings are loaded before the program runs. A file that cannot
+-- be read as settings does not stop the program; the message returned is logged.
+local function boot()
+    program_dir = fs.getDir(native.fs_program())
+    if program_dir == ".." then program_dir = "" end
+    if fs.exists("/.settings") and not fs.isDir("/.settings") and not settings.load("/.settings") then
+        return "/.settings is not a settings file; starting without saved settings"
+    end
+end
+
+return { boot = boot }
