@@ -14,33 +14,37 @@ Runs a Lua script written for CraftOS-PC's HTTP server API. ARGS are passed to t
 script as `...` and `arg`.
 
 Options:
-      --bind ADDR        address listeners bind to (default 0.0.0.0: all IPv4 interfaces;
-                         use 127.0.0.1 for this machine only, :: for IPv4 and IPv6)
-      --max-body BYTES   largest request body accepted, larger gets 413 (default 16777216)
-      --root DIR         the directory the fs API sees as / (default: the script's directory)
-      --id N             what os.getComputerID() returns (default 0)
-      --label NAME       what os.getComputerLabel() returns until the script sets one
-      --max-connections N          open connections per listener, more get 503 (default 1024)
-      --max-request-line BYTES     longest request line, longer gets 414 (default 8192)
-      --max-header-bytes BYTES     largest request head, larger gets 431 (default 65536)
-      --max-headers N              most header fields, more get 431 (default 100)
-      --event-queue N              native events waiting for the script before producers wait
-                                   (default 1024)
-      --max-queued-events N        events os.queueEvent may have waiting (default 65536)
-      --response-timeout SECONDS   a response the script never closes is sent as buffered
-                                   after this long (default 15, as CraftOS-PC)
-      --keep-alive-timeout SECONDS idle time before a keep-alive connection closes (default 15)
-      --header-timeout SECONDS     time to send a request head, else 408 (default 15)
-      --body-timeout SECONDS       time to send a request body, else 408 (default 60)
-      --ws-max-message BYTES       largest WebSocket message each way; a client sending more is
-                                   closed with 1009 (default 16777216)
-      --ws-max-clients N           clients per WebSocket server, more are closed with 1013
-                                   (default 1024)
-      --no-batch-threads           run socket threads under the default Linux scheduling policy
-                                   instead of SCHED_BATCH (see README, Performance)
-  -v, --verbose          log more (-v info, -vv debug, -vvv trace); RUST_LOG overrides
-  -h, --help             print this help
-  -V, --version          print the version
+      --bind ADDR                    address listeners bind to (default 0.0.0.0: all IPv4
+                                     interfaces; 127.0.0.1 for this machine only, :: for IPv4
+                                     and IPv6)
+      --root DIR                     the directory the fs API sees as / (default: the script's
+                                     directory)
+      --id N                         what os.getComputerID() returns (default 0)
+      --label NAME                   what os.getComputerLabel() returns until the script sets one
+      --max-body BYTES               largest request body accepted, larger gets 413
+                                     (default 16777216)
+      --max-connections N            open connections per listener, more get 503 (default 1024)
+      --max-request-line BYTES       longest request line, longer gets 414 (default 8192)
+      --max-header-bytes BYTES       largest request head, larger gets 431 (default 65536)
+      --max-headers N                most header fields, more get 431 (default 100)
+      --event-queue N                native events waiting for the script before producers wait
+                                     (default 1024)
+      --max-queued-events N          events os.queueEvent may have waiting (default 65536)
+      --response-timeout SECONDS     a response the script never closes is sent as buffered
+                                     after this long (default 15, as CraftOS-PC)
+      --keep-alive-timeout SECONDS   idle time before a keep-alive connection closes (default 15)
+      --header-timeout SECONDS       time to send a request head, else 408 (default 15)
+      --body-timeout SECONDS         time to send a request body, else 408 (default 60)
+      --ws-max-message BYTES         largest WebSocket message each way; a client sending more is
+                                     closed with 1009 (default 16777216)
+      --ws-max-clients N             clients per WebSocket server, more are closed with 1013
+                                     (default 1024)
+      --no-batch-threads             run socket threads under the default Linux scheduling policy
+                                     instead of SCHED_BATCH (see README, Performance)
+  -v, --verbose                      log more (-v info, -vv debug, -vvv trace); RUST_LOG
+                                     overrides
+  -h, --help                         print this help
+  -V, --version                      print the version
 
 On Linux with glibc, the allocator is limited to 2 arenas (steady memory under many short-lived
 connection threads, see README); set MALLOC_ARENA_MAX to choose another number.
@@ -225,8 +229,14 @@ fn main() -> ExitCode {
     let level = ["warn", "info", "debug", "trace"][cli.verbosity.min(3)];
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
 
-    if !std::path::Path::new(&cli.script).is_file() {
-        eprintln!("ccserve: cannot read script '{}': no such file", cli.script);
+    let script = std::path::Path::new(&cli.script);
+    if !script.is_file() {
+        let why = if script.is_dir() {
+            "it is a directory, not a script (a directory for the fs API is given with --root)"
+        } else {
+            "no such file"
+        };
+        eprintln!("ccserve: cannot read script '{}': {why}", cli.script);
         return ExitCode::from(2);
     }
     let mut runtime = match Runtime::new(cli.config) {

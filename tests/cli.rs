@@ -85,6 +85,49 @@ fn missing_script_is_a_one_line_usage_error_with_status_2() {
     let stderr = absent.stderr_when_closed();
     assert_one_line(&stderr);
     assert!(stderr.contains("no-such-script.lua"), "stderr: {stderr}");
+
+    let dir = env!("CARGO_TARGET_TMPDIR");
+    let mut directory = Server::spawn_exact(&[dir]);
+    assert_eq!(directory.exit_code(), Some(2));
+    let stderr = directory.stderr_when_closed();
+    assert_one_line(&stderr);
+    assert!(
+        stderr.contains("is a directory, not a script"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn help_descriptions_start_in_one_column() {
+    let mut p = Server::spawn_exact(&["--help"]);
+    assert_eq!(p.exit_code(), Some(0));
+    let out = p.rest_of_stdout();
+    let options: Vec<&String> = out
+        .iter()
+        .skip_while(|l| l.as_str() != "Options:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(options.len() > 20, "options section: {options:?}");
+    // Each line is an option and its description, or a continuation of the description; either
+    // way the description text starts in the same column, and no line is wider than 100.
+    // The column where the description starts: after the flag and two or more spaces, or after
+    // the indentation of a continuation line.
+    let column = |l: &str| {
+        let indent = l.len() - l.trim_start().len();
+        let rest = &l[indent..];
+        if !rest.starts_with('-') {
+            return indent;
+        }
+        let gap = rest.find("  ").unwrap_or(rest.len());
+        let after = &rest[gap..];
+        indent + gap + (after.len() - after.trim_start().len())
+    };
+    let first = column(options[0]);
+    for l in &options {
+        assert_eq!(column(l), first, "misaligned help line: {l:?}");
+        assert!(l.len() <= 100, "help line too wide: {l:?}");
+    }
 }
 
 #[test]

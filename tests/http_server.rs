@@ -767,7 +767,10 @@ fn assert_dropped_responses_answered_500(source: &str) {
         let t = Instant::now();
         let resp = get(server.port, &format!("/dropped{i}"));
         let elapsed = t.elapsed();
-        println!("dropped response {i} answered {} after {elapsed:?}", resp.status);
+        println!(
+            "dropped response {i} answered {} after {elapsed:?}",
+            resp.status
+        );
         assert_eq!(resp.status, 500, "request {i}: {:?}", resp.status_line);
         assert!(elapsed < bound, "request {i} answered after {elapsed:?}");
     }

@@ -78,7 +78,10 @@ fn errors_and_arg0_name_the_script_by_its_path_under_the_root() {
     assert_eq!(out, ["ARG0 app/api.lua"]);
     assert!(err.contains("/app/api.lua:3: boom"), "stderr: {err}");
     let host = root.to_string_lossy().into_owned();
-    assert!(!err.contains(&host), "host path leaked into the error: {err}");
+    assert!(
+        !err.contains(&host),
+        "host path leaked into the error: {err}"
+    );
 
     // A script outside the root keeps its host path.
     let elsewhere = fresh_dir("names-outside");
@@ -111,7 +114,11 @@ fn hashbang_lines_are_skipped_in_scripts_and_loaded_files() {
         "#!/usr/bin/lua5.2 -e nothing\nreturn 'other'\n",
     )
     .unwrap();
-    std::fs::write(root.join("app/broken.lua"), "#!/usr/bin/env lua\n\nx = = 1\n").unwrap();
+    std::fs::write(
+        root.join("app/broken.lua"),
+        "#!/usr/bin/env lua\n\nx = = 1\n",
+    )
+    .unwrap();
     let script = root.join("app/main.lua");
     std::fs::write(
         &script,
