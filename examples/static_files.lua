@@ -1,7 +1,8 @@
 -- Static file server, written the way CraftOS users write one: serves the files under the fs
 -- root (ccserve's --root, default this script's directory), index.html for directories, 404 for
 -- missing files and 403 for any path with a ".." segment.
--- Run it:  ccserve --root ./public examples/static_files.lua [PORT]
+-- Run it:  ccserve --root examples/public examples/static_files.lua [PORT]
+--   curl http://127.0.0.1:8080/            (examples/public/index.html)
 local port = tonumber(... or 8080)
 
 local types = {

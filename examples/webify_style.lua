@@ -1,7 +1,8 @@
 -- A small JSON API with routing, the way CraftOS web frameworks structure one: a route table of
 -- method + Lua pattern, handlers that get captures, JSON in and out with textutils, and the data
 -- kept in a file under the fs root.
--- Run it:  ccserve --root /tmp examples/webify_style.lua [PORT]
+-- Run it:  mkdir -p webify-data && ccserve --root webify-data examples/webify_style.lua [PORT]
+--   (items are kept in webify-data/items.json)
 --   curl http://127.0.0.1:8080/api/items
 --   curl -X POST -d '{"name":"apple","qty":3}' http://127.0.0.1:8080/api/items
 --   curl http://127.0.0.1:8080/api/items/1

@@ -47,6 +47,23 @@ fn hello_example_says_hello() {
 }
 
 #[test]
+fn readme_shows_the_hello_example_as_it_is() {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{dir}/README.md")).unwrap();
+    let file = std::fs::read_to_string(format!("{dir}/examples/hello.lua")).unwrap();
+    let start = readme
+        .find("```lua\n-- examples/hello.lua\n")
+        .expect("README has a snippet headed -- examples/hello.lua")
+        + "```lua\n-- examples/hello.lua\n".len();
+    let len = readme[start..].find("```").expect("the snippet ends");
+    assert_eq!(
+        &readme[start..start + len],
+        file,
+        "README's hello snippet is not examples/hello.lua"
+    );
+}
+
+#[test]
 fn routing_example_routes_by_method_and_path() {
     let ex = start("routing.lua");
     let r = request(

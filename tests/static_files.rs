@@ -96,3 +96,25 @@ fn refuses_escapes() {
     drop(server);
     let _ = std::fs::remove_dir_all(parent);
 }
+
+#[test]
+fn serves_the_shipped_public_directory_as_its_run_line_says() {
+    let public = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/public");
+    let script = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/static_files.lua"),
+    )
+    .unwrap();
+    assert!(
+        script.contains("ccserve --root examples/public examples/static_files.lua"),
+        "the script's Run line changed; keep this test in step"
+    );
+    let server = start(&public);
+    let r = get(server.port, "/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    let index = std::fs::read(public.join("index.html")).unwrap();
+    assert_eq!(r.body, index);
+    let r = get(server.port, "/style.css");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/css"));
+}
