@@ -35,6 +35,14 @@ pub struct Config {
     /// A response the script never closes is sent with what was buffered after this long
     /// (CraftOS-PC: 15 s, counted from when the request was queued). Default 15 s.
     pub response_timeout: Duration,
+    /// Most response bytes queued for one connection while a response is streamed (CraftOS's
+    /// `res.flush()`, and APIs that write as they go): a writer that fills it waits until the
+    /// client has taken half of it. Default 256 KiB.
+    pub stream_buffer: usize,
+    /// Largest request body an API that streams bodies accepts (`413`, or a failed read, beyond).
+    /// Such bodies are read as the script asks, a piece at a time, so they need not fit in
+    /// memory; `max_body` applies to bodies read whole. Default: no limit.
+    pub max_stream_body: u64,
     /// Capacity of the channel carrying events from native threads into the Lua thread. A full
     /// channel makes producers wait (backpressure); nothing is dropped. Default 1024.
     pub event_queue_capacity: usize,
@@ -83,6 +91,8 @@ impl Default for Config {
             keep_alive_timeout: Duration::from_secs(15),
             write_timeout: Duration::from_secs(30),
             response_timeout: Duration::from_secs(15),
+            stream_buffer: 256 * 1024,
+            max_stream_body: u64::MAX,
             event_queue_capacity: 1024,
             max_queued_events: 65536,
             thread_stack_size: 128 * 1024,

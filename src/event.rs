@@ -70,10 +70,18 @@ pub(crate) struct IncomingRequest {
     pub method: String,
     pub target: String,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    #[allow(dead_code)] // read by the streaming APIs (issue 16)
+    pub minor_version: u8,
+    /// The whole body, read before the request was handed over; empty when the listener streams
+    /// bodies (they are read through the exchange, as the script asks).
     pub body: Vec<u8>,
     /// Answers the client if the request is never handled.
     pub guard: ExchangeGuard,
 }
+
+/// The Lua name of [`Event::StreamReady`]: internal to the APIs that wait for it.
+pub(crate) const STREAM_READY: &str = "ccserve_stream_ready";
 
 /// An event on its way into the Lua thread.
 #[derive(Debug)]
@@ -88,6 +96,9 @@ pub(crate) enum Event {
     HttpClient(Box<ClientOutcome>),
     /// A WebSocket connection event (`websocket_server_*`, `websocket_*`).
     Ws(Box<WsEvent>),
+    /// The exchange with this id can go on: its connection took enough of the response to have
+    /// room again, a piece of its request body arrived, or the client left.
+    StreamReady(u64),
 }
 
 impl Event {
@@ -99,6 +110,7 @@ impl Event {
             Event::HttpRequest(_) => "http_request",
             Event::HttpClient(o) => o.event_name(),
             Event::Ws(ev) => ev.name(),
+            Event::StreamReady(_) => STREAM_READY,
         }
     }
 }

@@ -38,6 +38,18 @@ impl Queued {
     }
 }
 
+/// Yielded after an event name, asks the runtime to wait for that event while keeping every
+/// other event queued (instead of dropping it, as a CraftOS filter does): how `res.flush()` waits
+/// for a slow client without losing requests that arrive meanwhile.
+pub fn keep_events_marker() -> Value {
+    Value::LightUserData(mlua::LightUserData(
+        KEEP_EVENTS.as_ptr() as *mut std::ffi::c_void
+    ))
+}
+
+/// The address behind [`keep_events_marker`]: unique, never dereferenced.
+static KEEP_EVENTS: [u8; 1] = [0];
+
 /// `os.queueEvent` found too many events waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
@@ -181,6 +193,46 @@ impl Scheduler {
                     // A timer due at the same moment is collected on the next call.
                     return None;
                 }
+                None => {}
+            }
+        }
+    }
+
+    /// Takes the first event named `name` (or `terminate`), leaving every other event queued in
+    /// its place; blocks until there is one or `wake` passes (then `None`). Events that arrive
+    /// meanwhile are queued behind the others, beyond the native cap if need be: the one waited
+    /// for may be behind them in the channel (their producers are bounded by the connections).
+    pub fn take_named(&mut self, name: &str, wake: Option<Instant>) -> Option<Queued> {
+        loop {
+            self.collect();
+            while let Ok(ev) = self.rx.try_recv() {
+                self.native_queued += 1;
+                self.queue.push_back(Queued::Native(ev));
+            }
+            let found = self
+                .queue
+                .iter()
+                .position(|ev| ev.is_named(name) || ev.is_named("terminate"));
+            if let Some(ev) = found.and_then(|i| self.queue.remove(i)) {
+                if matches!(ev, Queued::Native(_)) {
+                    self.native_queued -= 1;
+                }
+                return Some(ev);
+            }
+            let due = match (self.next_deadline(), wake) {
+                (Some(t), Some(w)) => Some(t.min(w)),
+                (t, w) => t.or(w),
+            };
+            let received = match due {
+                Some(due) => self.rx.recv_deadline(due).ok(),
+                None => self.rx.recv().ok(),
+            };
+            match received {
+                Some(ev) => {
+                    self.native_queued += 1;
+                    self.queue.push_back(Queued::Native(ev));
+                }
+                None if wake.is_some_and(|w| Instant::now() >= w) => return None,
                 None => {}
             }
         }

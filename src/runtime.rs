@@ -16,7 +16,7 @@ use crate::api::{self, Api, Context};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, EventSender};
-use crate::event_loop::{Queued, Scheduler};
+use crate::event_loop::{keep_events_marker, Queued, Scheduler};
 use crate::http::listener::ResponseTracker;
 
 /// How long the runtime waits, after the script ends, for owed responses to be written.
@@ -225,10 +225,17 @@ impl Runtime {
                 Some(Value::String(s)) => Some(s.to_string_lossy()),
                 _ => None,
             };
+            let keep = filter.is_some() && yielded.get(1) == Some(&keep_events_marker());
             drop(yielded);
             resume = loop {
                 let wake = self.collect_forgotten_handles();
-                let Some(ev) = self.ctx.scheduler.borrow_mut().next_until(wake) else {
+                let mut scheduler = self.ctx.scheduler.borrow_mut();
+                let next = match (&filter, keep) {
+                    (Some(name), true) => scheduler.take_named(name, wake),
+                    _ => scheduler.next_until(wake),
+                };
+                drop(scheduler);
+                let Some(ev) = next else {
                     continue; // the collection is due
                 };
                 let accepted = match &filter {

@@ -13,7 +13,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
 use crate::event::IncomingRequest;
 use crate::http::client::ClientResponse;
-use crate::http::exchange::Closed;
+use crate::http::exchange::{Closed, PushError, Room};
 use crate::http::response::Response;
 
 /// The unread part of a body, with file-handle style reads.
@@ -242,14 +242,18 @@ fn valid_header_value(value: &[u8]) -> bool {
     !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
-/// Runs `f` on the exchange's response while it is open.
-fn with_response(h: &ServerExchange, f: impl FnOnce(&mut Response)) -> NResult<MultiValue> {
-    h.request
-        .guard
-        .exchange()
-        .with_open(f)
-        .map_err(|Closed| closed_file())?;
-    Ok(nothing())
+/// The error for a head change after `res.flush()` sent the head.
+fn head_sent() -> Fail {
+    Fail::Script("the response head was already sent (by res.flush)".into())
+}
+
+/// Runs `f` on the draft response's status and headers, before the head is sent.
+fn with_head(h: &ServerExchange, f: impl FnOnce(&mut Response)) -> NResult<MultiValue> {
+    match h.request.guard.exchange().with_head(f) {
+        Ok(()) => Ok(nothing()),
+        Err(PushError::HeadSent) => Err(head_sent()),
+        Err(_) => Err(closed_file()),
+    }
 }
 
 /// Returns a string field of the request (while the response is open).
@@ -263,12 +267,23 @@ fn request_field(
 
 fn write(lua: &Lua, h: &mut ServerExchange, args: &[Value], newline: bool) -> NResult<MultiValue> {
     let data = args::string(lua, args, 1)?;
-    with_response(h, |r| {
-        r.body.extend_from_slice(&data);
-        if newline {
-            r.body.push(b'\n');
-        }
-    })
+    h.request
+        .guard
+        .exchange()
+        .write(|body| {
+            body.extend_from_slice(&data);
+            if newline {
+                body.push(b'\n');
+            }
+        })
+        .map_err(|Closed| closed_file())?;
+    Ok(nothing())
+}
+
+/// What `res.flush()` and the wait after it report: `true` when the connection has room (go on),
+/// `false` when the client has gone, `nil` when the script must wait for [`STREAM_READY`].
+fn flush_state(ready: Option<bool>) -> MultiValue {
+    values(vec![ready.map_or(Value::Nil, Value::Boolean)])
 }
 
 fn set_status_code(lua: &Lua, h: &mut ServerExchange, args: &[Value]) -> NResult<MultiValue> {
@@ -283,7 +298,7 @@ fn set_status_code(lua: &Lua, h: &mut ServerExchange, args: &[Value]) -> NResult
     if reason.as_deref().is_some_and(|r| !valid_header_value(r)) {
         return Err(args::bad_arg(2, "reason phrase contains CR, LF or NUL"));
     }
-    with_response(h, |r| {
+    with_head(h, |r| {
         r.status = code as u16;
         if reason.is_some() {
             r.reason = reason;
@@ -300,7 +315,7 @@ fn set_response_header(lua: &Lua, h: &mut ServerExchange, args: &[Value]) -> NRe
     if !valid_header_value(&value) {
         return Err(args::bad_arg(2, "header value contains CR, LF or NUL"));
     }
-    with_response(h, |r| {
+    with_head(h, |r| {
         // A valid name is ASCII, hence UTF-8: the lossy conversion never replaces anything.
         match r
             .headers
@@ -353,7 +368,26 @@ pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
     )?;
     native_tbl.set(
         "res_flush",
-        method(lua, |_, h: &mut ServerExchange, _| with_response(h, |_| ()))?,
+        method(lua, |_, h: &mut ServerExchange, _| {
+            Ok(flush_state(match h.request.guard.exchange().flush() {
+                Ok(Room::Free) => Some(true),
+                Ok(Room::Full) => None,
+                Err(PushError::Gone) => Some(false),
+                Err(_) => return Err(closed_file()),
+            }))
+        })?,
+    )?;
+    // After `res_flush` said to wait: whether the wait is over (see `flush_state`).
+    native_tbl.set(
+        "res_flushed",
+        method(lua, |_, h: &mut ServerExchange, _| {
+            let exchange = h.request.guard.exchange();
+            Ok(flush_state(if exchange.ask_room() {
+                Some(!exchange.is_gone())
+            } else {
+                None
+            }))
+        })?,
     )?;
     native_tbl.set(
         "res_close",

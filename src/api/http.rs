@@ -9,11 +9,16 @@ use mlua::{Lua, Table, Value};
 
 use super::args::{self, native, nothing, values, Fail, NResult};
 use super::Context;
+use crate::event::STREAM_READY;
+use crate::event_loop::keep_events_marker;
 use crate::http::client::{self, ClientRequest};
-use crate::http::listener::Listener;
+use crate::http::listener::{BodyMode, Listener};
 
 /// Fills `native` with the `http` functions.
 pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
+    // What a response handle waits for when its connection has no room (`res.flush()`).
+    native_tbl.set("stream_ready", STREAM_READY)?;
+    native_tbl.set("keep_events", keep_events_marker())?;
     let c = ctx.clone();
     native_tbl.set(
         "addListener",
@@ -27,15 +32,20 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             if let Some(mut old) = c.listeners.borrow_mut().remove(&port) {
                 old.stop();
             }
-            let listener =
-                Listener::start(port, c.config.clone(), c.sender.clone(), c.tracker.clone())
-                    .map_err(|e| {
-                        Fail::Script(format!(
-                            "Could not open server: {}: {}\n",
-                            bind_reason(&e),
-                            std::net::SocketAddr::new(c.config.bind, port)
-                        ))
-                    })?;
+            let listener = Listener::start(
+                port,
+                BodyMode::Whole,
+                c.config.clone(),
+                c.sender.clone(),
+                c.tracker.clone(),
+            )
+            .map_err(|e| {
+                Fail::Script(format!(
+                    "Could not open server: {}: {}\n",
+                    bind_reason(&e),
+                    std::net::SocketAddr::new(c.config.bind, port)
+                ))
+            })?;
             let bound = listener.port();
             c.listeners.borrow_mut().insert(bound, listener);
             Ok(values(vec![Value::Integer(bound as mlua::Integer)]))

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use crate::config::Config;
-use crate::event::{Event, EventSender, EventValue};
+use crate::event::{Event, EventSender, EventValue, STREAM_READY};
 use crate::event_loop::{Queued, Scheduler};
 use crate::http::listener::{Listener, ResponseTracker};
 use handles::{ClientHandle, ServerExchange};
@@ -141,6 +141,10 @@ impl Api {
                 out.push(Value::Integer(id as mlua::Integer));
             }
             Queued::Native(Event::Terminate) => out.push(s(b"terminate")?),
+            Queued::Native(Event::StreamReady(id)) => {
+                out.push(s(STREAM_READY.as_bytes())?);
+                out.push(args::int_value(id as i64));
+            }
             Queued::Native(Event::Custom { name, args }) => {
                 out.push(s(name.as_bytes())?);
                 for a in args {

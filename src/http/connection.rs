@@ -1,9 +1,12 @@
 //! One HTTP/1.1 connection, served by its own thread from accept to close.
 //!
-//! The thread reads a request head and its whole body (within limits and deadlines), hands the
-//! request to the Lua thread as an `http_request` event, waits for the script to close the
-//! response, and writes it. Requests on one connection are handled one after another, so
-//! pipelined requests are answered in order. The Lua thread never touches the socket.
+//! The thread reads a request head and, for an API that takes bodies whole, the whole body
+//! (within limits and deadlines); it hands the request to the Lua thread as an `http_request`
+//! event carrying an [`Exchange`], then serves the exchange until the response is complete: it
+//! writes each part of the response as the script produces it (or the whole response the script
+//! closed), and for an API that streams bodies, reads each piece of the body when the script asks
+//! for it. Requests on one connection are handled one after another, so pipelined requests are
+//! answered in order. The Lua thread never touches the socket.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -11,13 +14,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::body::{read_body, BodyError, Framing};
-use super::exchange::{Exchange, ExchangeGuard};
+use super::body::{read_body, BodyError, BodyReader, Framing};
+use super::exchange::{BodyPoll, Exchange, ExchangeGuard, Part, Upgrade, Upgraded, Work};
 use super::head::{read_head, HeadError, HeadLimits, RequestHead};
 use super::input::Input;
-use super::listener::ListenerShared;
-use super::response::{write_response, Response, WireOptions};
+use super::listener::{BodyMode, ListenerShared};
+use super::response::{write_response, PartError, PartWriter, Response, WireOptions};
 use crate::event::{Event, IncomingRequest};
+
+/// Largest piece of a streamed request body read at once, whatever the script asks for.
+const MAX_BODY_PIECE: usize = 64 * 1024;
+
+/// Most bytes of an unread streamed request body discarded after the response so that the
+/// connection can carry another request; with more left, the connection is closed instead.
+const MAX_BODY_DISCARD: u64 = 1024 * 1024;
 
 /// Starts a thread serving `stream`, or answers `503` if the listener is at its connection limit.
 pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
@@ -78,6 +88,15 @@ fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
                 return;
             }
             Next::Gone => return,
+            Next::Abort => {
+                let _ = input.stream().shutdown(Shutdown::Both);
+                return;
+            }
+            Next::Upgrade(take_over) => {
+                let (stream, leftover) = input.into_parts();
+                take_over(Upgraded { stream, leftover });
+                return;
+            }
         }
     }
 }
@@ -86,7 +105,28 @@ fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
 enum Next {
     KeepAlive,
     Close,
+    /// The client has gone: just end.
     Gone,
+    /// End at once, without finishing the response (the client sees it cut off).
+    Abort,
+    /// Hand the connection over.
+    Upgrade(Upgrade),
+}
+
+/// A request body the script reads as it wants.
+struct StreamedBody {
+    reader: BodyReader,
+    /// The client sent `Expect: 100-continue` and no `100` has gone out yet.
+    expects_continue: bool,
+}
+
+impl StreamedBody {
+    /// Whether a response sent now can leave the connection open for another request: not while
+    /// the client still waits for `100 Continue` before sending a body nobody read (the
+    /// connection must close; see [`finish_body`]).
+    fn may_keep_alive(&self) -> bool {
+        self.reader.is_done() || !self.expects_continue
+    }
 }
 
 fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared) -> Next {
@@ -97,8 +137,9 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
     } else {
         !head.has_token("connection", "close")
     };
-    // A protocol switch we do not perform: answer the request as plain HTTP, then close, so
-    // whatever the client sends next is never misread as a request.
+    // A protocol switch: the script may perform it (handing the connection over); if it answers
+    // as plain HTTP instead, the connection closes after, so whatever the client sends next is
+    // never misread as a request.
     if head.header("upgrade").is_some() {
         keep_alive = false;
     }
@@ -112,55 +153,56 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
     if shared.stopped.load(Ordering::SeqCst) {
         return answer(input, Response::plain(503), minor, false, false);
     }
+    let streamed = shared.body_mode == BodyMode::Streamed;
+    let max_body = if streamed {
+        config.max_stream_body
+    } else {
+        config.max_body as u64
+    };
+    let mut expects_continue = false;
     if let Some(expect) = head.header("expect") {
         if !expect.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
             return answer(input, Response::plain(417), minor, false, false);
         }
         if let Framing::Length(n) = framing {
-            if n > config.max_body as u64 {
+            if n > max_body {
                 return answer(input, Response::plain(413), minor, false, false);
             }
         }
-        if minor >= 1
-            && framing != Framing::Empty
-            && input
-                .stream()
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .is_err()
-        {
+        expects_continue = minor >= 1 && framing != Framing::Empty;
+    }
+    let (body, mut streamed_body) = if streamed {
+        // Read as the script asks; `100 Continue` goes out when it first does.
+        let reader = BodyReader::new(framing, max_body);
+        let body = StreamedBody {
+            reader,
+            expects_continue,
+        };
+        (Vec::new(), Some(body))
+    } else {
+        if expects_continue && input.stream().write_all(CONTINUE).is_err() {
             return Next::Gone;
         }
-    }
-    let body_deadline = Instant::now() + config.body_timeout;
-    let body = match read_body(input, framing, config.max_body, body_deadline) {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return answer(input, Response::plain(413), minor, false, false)
+        let body_deadline = Instant::now() + config.body_timeout;
+        match read_body(input, framing, config.max_body, body_deadline) {
+            Ok(body) => (body, None),
+            Err(e) => return reject_body(input, e, minor, shared),
         }
-        Err(BodyError::Timeout) => return answer(input, Response::plain(408), minor, false, false),
-        Err(BodyError::Malformed) => {
-            return answer(input, Response::plain(400), minor, false, false)
-        }
-        // Removing the listener shuts reading down under a request still arriving.
-        Err(BodyError::Vanished) if shared.stopped.load(Ordering::SeqCst) => {
-            return answer(input, Response::plain(503), minor, false, false)
-        }
-        Err(BodyError::Vanished) => return Next::Gone,
     };
     let head_only = head.method == "HEAD";
 
-    // Hand the request to the script and wait for its response.
+    // Hand the request to the script and serve its exchange.
     let owed = shared.tracker.owe();
-    let exchange = Exchange::new();
+    let exchange = Exchange::new(config.stream_buffer, shared.events.clone());
     let Some(id) = shared.register(exchange.clone()) else {
         return answer(input, Response::plain(503), minor, false, false);
     };
-    let deadline = Instant::now() + config.response_timeout;
     let request = IncomingRequest {
         port: shared.port,
         method: head.method,
         target: head.target,
         headers: head.headers,
+        minor_version: minor,
         body,
         guard: ExchangeGuard::new(exchange.clone()),
     };
@@ -171,13 +213,198 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
         // The script has ended or its queue stayed full: answer for it.
         request.guard.set_status_on_drop(503);
     }
-    let response = exchange.wait(deadline);
+    let opts = WireOptions {
+        minor_version: minor,
+        head_only,
+        keep_alive,
+    };
+    let next = serve_exchange(input, &exchange, opts, streamed_body.as_mut(), shared);
     shared.unregister(id);
-    keep_alive &=
-        !response.wants_close() && response.status >= 200 && !shared.stopped.load(Ordering::SeqCst);
-    let next = answer(input, response, minor, head_only, keep_alive);
     drop(owed);
-    next
+    match next {
+        Next::KeepAlive => match streamed_body {
+            Some(body) if !body.reader.is_done() => finish_body(input, body, shared),
+            _ => Next::KeepAlive,
+        },
+        other => other,
+    }
+}
+
+/// `100 Continue`, as written before a body is read.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Serves an exchange until its response is complete: writes what the script produces, reads
+/// the body pieces it asks for.
+fn serve_exchange(
+    input: &mut Input,
+    exchange: &Exchange,
+    opts: WireOptions,
+    mut body: Option<&mut StreamedBody>,
+    shared: &ListenerShared,
+) -> Next {
+    let config = &shared.config;
+    let mut writer = PartWriter::new(opts);
+    let mut deadline = Instant::now() + config.response_timeout;
+    loop {
+        let parts = match exchange.next_work(deadline) {
+            Work::Complete(response) => {
+                let keep_alive = opts.keep_alive
+                    && !response.wants_close()
+                    && response.status >= 200
+                    && !shared.stopped.load(Ordering::SeqCst)
+                    && body.as_deref().is_none_or(StreamedBody::may_keep_alive);
+                return answer(
+                    input,
+                    response,
+                    opts.minor_version,
+                    opts.head_only,
+                    keep_alive,
+                );
+            }
+            Work::Abort => return Next::Abort,
+            Work::ReadBody(max) => {
+                let found = match body.as_deref_mut() {
+                    Some(body) => read_piece(input, body, max, config.body_timeout),
+                    // The whole body was handed over with the request.
+                    None => BodyPoll::End,
+                };
+                if matches!(found, BodyPoll::Failed(BodyError::Vanished)) {
+                    exchange.set_gone();
+                    exchange.deliver_body(found);
+                    return Next::Gone;
+                }
+                exchange.deliver_body(found);
+                continue;
+            }
+            Work::Parts(parts) => parts,
+        };
+        let mut written = 0;
+        let mut upgrade = None;
+        let mut result = Ok(());
+        for part in parts {
+            result = match part {
+                Part::Continue => {
+                    if let Some(body) = body.as_deref_mut() {
+                        if std::mem::take(&mut body.expects_continue) {
+                            writer.continue_100();
+                        }
+                    }
+                    Ok(())
+                }
+                Part::Head(head) => {
+                    let keep_alive = !shared.stopped.load(Ordering::SeqCst)
+                        && body.as_deref().is_none_or(StreamedBody::may_keep_alive);
+                    writer.head(&head, keep_alive);
+                    Ok(())
+                }
+                Part::Data(data) => {
+                    written += data.len();
+                    writer.data(&mut input.stream(), &data)
+                }
+                Part::End => writer.end(),
+                Part::Upgrade(take_over) => {
+                    upgrade = Some(take_over);
+                    Ok(())
+                }
+            };
+            if result.is_err() || upgrade.is_some() {
+                break;
+            }
+        }
+        let result = result.and_then(|()| writer.flush(&mut input.stream()).map_err(PartError::Io));
+        exchange.written(written);
+        match result {
+            Ok(()) => {}
+            Err(PartError::Io(e)) => {
+                log::debug!("writing a response failed: {e}");
+                exchange.set_gone();
+                return Next::Gone;
+            }
+            Err(PartError::Framing(e)) => {
+                log::warn!(
+                    "port {}: the script's response broke its Content-Length ({e:?}); closing \
+                     the connection",
+                    shared.port
+                );
+                // What was produced within the framing still goes out.
+                let _ = writer.flush(&mut input.stream());
+                exchange.set_gone();
+                return Next::Abort;
+            }
+        }
+        if let Some(take_over) = upgrade {
+            exchange.set_gone();
+            return Next::Upgrade(take_over);
+        }
+        if writer.ended() {
+            return if writer.keep_alive() && !shared.stopped.load(Ordering::SeqCst) {
+                Next::KeepAlive
+            } else {
+                Next::Close
+            };
+        }
+        deadline = Instant::now() + config.response_timeout;
+    }
+}
+
+/// Reads the next piece of a streamed body for the script, answering `Expect: 100-continue`
+/// first if nothing has answered it yet. Each piece has the body timeout to arrive.
+fn read_piece(
+    input: &mut Input,
+    body: &mut StreamedBody,
+    max: usize,
+    timeout: Duration,
+) -> BodyPoll {
+    if std::mem::take(&mut body.expects_continue) && input.stream().write_all(CONTINUE).is_err() {
+        return BodyPoll::Failed(BodyError::Vanished);
+    }
+    let mut piece = Vec::new();
+    let deadline = Instant::now() + timeout;
+    match body
+        .reader
+        .read_into(input, &mut piece, max.min(MAX_BODY_PIECE), deadline)
+    {
+        Ok(0) => BodyPoll::End,
+        Ok(_) => BodyPoll::Data(piece),
+        Err(e) => BodyPoll::Failed(e),
+    }
+}
+
+/// After a response, the part of a streamed body the script did not read: discarded if small
+/// (the connection goes on), else the connection closes. A client still waiting for
+/// `100 Continue` never sends it, so the connection closes.
+fn finish_body(input: &mut Input, mut body: StreamedBody, shared: &ListenerShared) -> Next {
+    if body.expects_continue {
+        return Next::Close;
+    }
+    let deadline = Instant::now() + Duration::from_secs(2).min(shared.config.body_timeout);
+    let mut scratch = Vec::new();
+    let mut discarded = 0u64;
+    while discarded <= MAX_BODY_DISCARD {
+        scratch.clear();
+        match body
+            .reader
+            .read_into(input, &mut scratch, MAX_BODY_PIECE, deadline)
+        {
+            Ok(0) => return Next::KeepAlive,
+            Ok(n) => discarded += n as u64,
+            Err(_) => return Next::Close,
+        }
+    }
+    Next::Close
+}
+
+/// Answers a request whose whole body could not be read.
+fn reject_body(input: &mut Input, e: BodyError, minor: u8, shared: &ListenerShared) -> Next {
+    let status = match e {
+        BodyError::TooLarge => 413,
+        BodyError::Timeout => 408,
+        BodyError::Malformed => 400,
+        // Removing the listener shuts reading down under a request still arriving.
+        BodyError::Vanished if shared.stopped.load(Ordering::SeqCst) => 503,
+        BodyError::Vanished => return Next::Gone,
+    };
+    answer(input, Response::plain(status), minor, false, false)
 }
 
 /// Decides how the request body is framed. The flag says the framing was ambiguous (both

@@ -1,122 +1,473 @@
-//! One request/response exchange, shared by the connection thread that will write the response
-//! and the Lua handle that builds it.
+//! One request/response exchange, shared by the connection thread that serves it and the Lua side
+//! (an API's handle) that answers it.
 //!
-//! The Lua thread only ever touches memory here; the socket stays with the connection thread. The
-//! response is "closed" exactly once, by whichever comes first: the script's `res.close()`, the
-//! response timeout, the handle being garbage-collected, its listener being removed, or the
-//! script ending. Every later use from Lua sees it closed.
+//! The Lua thread only ever touches memory here and never waits; the socket stays with the
+//! connection thread. The response travels as a sequence of [`Part`]s (head, data…, end), or, for
+//! an API that buffers (CraftOS's), as a draft sent whole when it is closed. Parts queue up to a
+//! byte bound ([`Config::stream_buffer`](crate::Config)); an API that streams checks for room
+//! and, when there is none, asks to be told ([`Exchange::ask_room`]): the connection thread then
+//! sends the Lua thread a [`Event::StreamReady`] once the client has taken enough. A request body
+//! that is streamed travels the other way, one piece per [`Exchange::read_body`] call, read off
+//! the socket only when asked for.
+//!
+//! The response is finished exactly once, by whichever comes first: the script (closing the draft
+//! or queueing the end), the response timeout, the handle being garbage-collected, its listener
+//! being removed, or the script ending. Every later use from Lua sees it closed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::response::Response;
+use super::body::BodyError;
+use super::response::{Response, ResponseHead};
+use crate::event::{Event, EventSender};
 
-/// The response under construction, and whether it is final.
+/// A piece of a response, in the order it goes out.
+#[cfg_attr(not(test), allow(dead_code))] // `Continue`, `Upgrade`: the streaming APIs (issue 16)
+pub enum Part {
+    /// An interim `100 Continue` (before the head only).
+    Continue,
+    /// The status line and header fields.
+    Head(ResponseHead),
+    /// Body bytes.
+    Data(Vec<u8>),
+    /// The end of the response.
+    End,
+    /// Hands the connection over (after a `101` head): the connection thread writes what is
+    /// queued, then runs this with the socket and stops serving HTTP on it.
+    Upgrade(Upgrade),
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Continue => f.write_str("Continue"),
+            Part::Head(h) => write!(f, "Head({})", h.status),
+            Part::Data(d) => write!(f, "Data({} bytes)", d.len()),
+            Part::End => f.write_str("End"),
+            Part::Upgrade(_) => f.write_str("Upgrade"),
+        }
+    }
+}
+
+/// What takes a connection over, run on its thread once the switching response is written.
+pub type Upgrade = Box<dyn FnOnce(Upgraded) + Send>;
+
+/// A connection handed over by [`Part::Upgrade`].
+#[cfg_attr(not(test), allow(dead_code))] // taken over by the streaming APIs (issue 16)
+pub struct Upgraded {
+    /// The socket (other handles on it, kept to shut it down at stop, stay valid).
+    pub stream: Arc<TcpStream>,
+    /// Bytes the client sent after the request that were already read off the socket.
+    pub leftover: Vec<u8>,
+}
+
+/// The response was already finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+/// Why a part or a head change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The response is finished (by the script, the response timeout, or the server).
+    Closed,
+    /// The head has already gone out; status and headers can no longer change.
+    HeadSent,
+    /// The client has gone (or the response broke its own framing); nothing more reaches it.
+    Gone,
+}
+
+/// What a request-body read found.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // `Pending`: the streaming APIs (issue 16)
+pub enum BodyPoll {
+    /// The next piece of the body.
+    Data(Vec<u8>),
+    /// The body is complete.
+    End,
+    /// Nothing yet: the connection thread is reading, and [`Event::StreamReady`] follows.
+    Pending,
+    /// The body could not be read (too large, too slow, malformed, or the client left).
+    Failed(BodyError),
+}
+
+/// Whether the connection can take more of the response now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// Below the bound: go on.
+    Free,
+    /// At or over the bound: wait for [`Event::StreamReady`] before queueing more.
+    Full,
+}
+
+/// The state both sides share.
 #[derive(Debug)]
-struct Slot {
-    response: Response,
+struct State {
+    /// The response as a buffering API builds it before its head goes out: status, headers, and
+    /// the body written so far (after a flush, the body written since).
+    draft: Response,
+    /// Parts waiting for the connection thread.
+    parts: VecDeque<Part>,
+    /// Data bytes queued and not yet written.
+    queued: usize,
+    /// The head has been queued (from the draft or as a part).
+    head_queued: bool,
+    /// The Lua side finished the response: the draft is complete, or `End` is queued.
     closed: bool,
+    /// Abandoned after its head went out: the connection is closed with the body unfinished.
+    aborted: bool,
+    /// Nothing more reaches the client.
+    gone: bool,
+    /// The Lua side asked to be told when there is room, a body piece, or the end.
+    notify: bool,
+    /// A body read the Lua side asked for and the connection thread has not started (bytes).
+    body_wanted: Option<usize>,
+    /// What the last body read found, not yet taken.
+    body: Option<BodyPoll>,
+    /// Whether the connection thread is reading the body now.
+    body_reading: bool,
 }
 
 /// Shared between a connection thread and a Lua handle.
 #[derive(Debug)]
 pub struct Exchange {
-    slot: Mutex<Slot>,
-    ready: Condvar,
+    id: u64,
+    state: Mutex<State>,
+    /// Wakes the connection thread (parts, a close, a body read).
+    wake: Condvar,
     /// Whether the request reached the script (its handles were built).
     delivered: AtomicBool,
+    /// Queued data bytes at which [`Room::Full`] is reported.
+    bound: usize,
+    events: EventSender,
 }
 
-/// The response was already closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed;
+/// What the connection thread is to do next.
+pub enum Work {
+    /// Send this complete response (a closed draft, or the server's own error response).
+    Complete(Response),
+    /// Write these parts.
+    Parts(VecDeque<Part>),
+    /// Read up to this many bytes of the request body and [`deliver_body`](Exchange::deliver_body)
+    /// them.
+    ReadBody(usize),
+    /// Close the connection without finishing the response.
+    Abort,
+}
 
 impl Exchange {
-    /// A new exchange with the default response (`200`, no headers, empty body).
-    pub fn new() -> Arc<Exchange> {
+    /// A new exchange with the default response (`200`, no headers, empty body). `bound` is the
+    /// stream buffer; `events` carries [`Event::StreamReady`] to the Lua thread.
+    pub fn new(bound: usize, events: EventSender) -> Arc<Exchange> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Arc::new(Exchange {
-            slot: Mutex::new(Slot {
-                response: Response::status(200),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(State {
+                draft: Response::status(200),
+                parts: VecDeque::new(),
+                queued: 0,
+                head_queued: false,
                 closed: false,
+                aborted: false,
+                gone: false,
+                notify: false,
+                body_wanted: None,
+                body: None,
+                body_reading: false,
             }),
-            ready: Condvar::new(),
+            wake: Condvar::new(),
             delivered: AtomicBool::new(false),
+            bound: bound.max(1),
+            events,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        // A poisoned lock only means another thread panicked mid-update; the data is plain.
-        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    /// The id [`Event::StreamReady`] carries: unique in the process.
+    #[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
-    /// Runs `f` on the open response, or fails if it is closed.
-    pub fn with_open<T>(&self, f: impl FnOnce(&mut Response) -> T) -> Result<T, Closed> {
-        let mut slot = self.lock();
-        if slot.closed {
-            return Err(Closed);
-        }
-        Ok(f(&mut slot.response))
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another thread panicked mid-update; the data is plain.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    // --- The Lua side ---------------------------------------------------------------------
 
     /// Notes that the script received the request (its handles exist).
     pub fn mark_delivered(&self) {
         self.delivered.store(true, Ordering::SeqCst);
     }
 
-    /// Whether the response is closed.
+    /// Whether the response is finished.
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
 
-    /// The script closes the response: it is sent as built.
-    pub fn close(&self) -> Result<(), Closed> {
-        let mut slot = self.lock();
-        if slot.closed {
+    /// Whether nothing more reaches the client.
+    pub fn is_gone(&self) -> bool {
+        self.lock().gone
+    }
+
+    /// Runs `f` on the draft's body while the response is open. Once the client is gone, what is
+    /// written is dropped.
+    pub fn write(&self, f: impl FnOnce(&mut Vec<u8>)) -> Result<(), Closed> {
+        let mut st = self.lock();
+        if st.closed {
             return Err(Closed);
         }
-        slot.closed = true;
-        self.ready.notify_all();
+        if !st.gone {
+            f(&mut st.draft.body);
+        }
         Ok(())
     }
 
-    /// Closes the response with a bare error status, dropping what the script buffered, unless it
-    /// is already closed. Returns whether it was still open.
+    /// Runs `f` on the draft's status and headers, before the head goes out.
+    pub fn with_head<T>(&self, f: impl FnOnce(&mut Response) -> T) -> Result<T, PushError> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        if st.head_queued {
+            return Err(PushError::HeadSent);
+        }
+        Ok(f(&mut st.draft))
+    }
+
+    /// Finishes the response. If its head has not gone out, the draft is sent whole with a
+    /// `Content-Length`; otherwise what the draft holds goes out as the last data. Closing after
+    /// the client has gone is not an error.
+    pub fn close(&self) -> Result<(), Closed> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Closed);
+        }
+        st.closed = true;
+        if st.head_queued {
+            let rest = std::mem::take(&mut st.draft.body);
+            if !rest.is_empty() {
+                st.queued += rest.len();
+                st.parts.push_back(Part::Data(rest));
+            }
+            st.parts.push_back(Part::End);
+        }
+        drop(st);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Sends the draft's head (if it has not gone out, without a length: the body follows
+    /// chunked) and what its body holds, and goes on streaming. Fails once the client is gone.
+    pub fn flush(&self) -> Result<Room, PushError> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        if st.gone {
+            return Err(PushError::Gone);
+        }
+        if !st.head_queued {
+            st.head_queued = true;
+            let head = ResponseHead {
+                status: st.draft.status,
+                reason: st.draft.reason.take(),
+                headers: std::mem::take(&mut st.draft.headers),
+                length: None,
+            };
+            st.parts.push_back(Part::Head(head));
+        }
+        let data = std::mem::take(&mut st.draft.body);
+        if !data.is_empty() {
+            st.queued += data.len();
+            st.parts.push_back(Part::Data(data));
+        }
+        let room = self.room(&st);
+        drop(st);
+        self.wake.notify_one();
+        Ok(room)
+    }
+
+    /// Queues `part` for a streaming API. A head, `End` and `Upgrade` finish what they must:
+    /// after `End` or `Upgrade` the response is closed.
+    #[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
+    pub fn push(&self, part: Part) -> Result<Room, PushError> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        if st.gone {
+            return Err(PushError::Gone);
+        }
+        match &part {
+            Part::Head(_) if st.head_queued => return Err(PushError::HeadSent),
+            Part::Continue if st.head_queued => return Err(PushError::HeadSent),
+            Part::Head(_) => st.head_queued = true,
+            Part::Data(d) => st.queued += d.len(),
+            Part::End | Part::Upgrade(_) => st.closed = true,
+            Part::Continue => {}
+        }
+        st.parts.push_back(part);
+        let room = self.room(&st);
+        drop(st);
+        self.wake.notify_one();
+        Ok(room)
+    }
+
+    fn room(&self, st: &State) -> Room {
+        if st.queued >= self.bound {
+            Room::Full
+        } else {
+            Room::Free
+        }
+    }
+
+    /// Whether the connection can take more of the response now (or never will: the exchange is
+    /// over, and the next push says so). If not, [`Event::StreamReady`] with this exchange's id is
+    /// sent once the client has taken half the bound.
+    pub fn ask_room(&self) -> bool {
+        let mut st = self.lock();
+        let ready = st.gone || st.closed || st.queued < self.bound;
+        st.notify |= !ready;
+        ready
+    }
+
+    /// The next piece of a streamed request body, at most `max` bytes: what an earlier read
+    /// found, or [`BodyPoll::Pending`] while the connection thread reads.
+    #[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
+    pub fn read_body(&self, max: usize) -> BodyPoll {
+        let mut st = self.lock();
+        if let Some(found) = st.body.take() {
+            return found;
+        }
+        if st.gone {
+            return BodyPoll::Failed(BodyError::Vanished);
+        }
+        st.notify = true;
+        if st.body_wanted.is_none() && !st.body_reading {
+            st.body_wanted = Some(max.max(1));
+            drop(st);
+            self.wake.notify_one();
+        }
+        BodyPoll::Pending
+    }
+
+    /// Finishes the response with a bare error status, dropping what the script buffered, unless
+    /// it is already finished. If its head has gone out, the connection is closed with the body
+    /// unfinished (so the client sees it incomplete). Returns whether it was still open.
     pub fn abandon(&self, status: u16) -> bool {
-        let mut slot = self.lock();
-        if slot.closed {
+        let mut st = self.lock();
+        if st.closed {
             return false;
         }
-        slot.response = Response::plain(status);
-        slot.closed = true;
-        self.ready.notify_all();
+        st.closed = true;
+        if st.head_queued {
+            st.aborted = true;
+        } else {
+            st.draft = Response::plain(status);
+        }
+        drop(st);
+        self.wake.notify_one();
         true
     }
 
-    /// Waits until the response is closed or `deadline` passes, then takes it. At the deadline the
-    /// response is closed as it stands (what was buffered is sent, as CraftOS-PC does), or, if
-    /// the request never reached the script (it is not pulling events), answered `503`.
-    pub fn wait(&self, deadline: Instant) -> Response {
-        let mut slot = self.lock();
-        while !slot.closed {
+    // --- The connection thread ------------------------------------------------------------
+
+    /// Waits until there is something to do or `deadline` passes. At the deadline the response is
+    /// finished as it stands: a draft is sent as buffered (as CraftOS-PC does), or answered `503`
+    /// if the request never reached the script (it is not pulling events); a streamed response
+    /// gets the draft's remaining bytes and its end.
+    pub fn next_work(&self, deadline: Instant) -> Work {
+        let mut st = self.lock();
+        loop {
+            if st.aborted {
+                return Work::Abort;
+            }
+            if !st.parts.is_empty() {
+                return Work::Parts(std::mem::take(&mut st.parts));
+            }
+            if st.closed && !st.head_queued {
+                return Work::Complete(std::mem::replace(&mut st.draft, Response::status(200)));
+            }
+            if let Some(max) = st.body_wanted.take() {
+                st.body_reading = true;
+                return Work::ReadBody(max);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                slot.closed = true;
-                if self.delivered.load(Ordering::SeqCst) {
-                    log::debug!("response not closed in time; sending what was buffered");
-                } else {
-                    log::debug!("request never reached the script; answering 503");
-                    slot.response = Response::plain(503);
+                st.closed = true;
+                if !st.head_queued {
+                    if self.delivered.load(Ordering::SeqCst) {
+                        log::debug!("response not closed in time; sending what was buffered");
+                    } else {
+                        log::debug!("request never reached the script; answering 503");
+                        st.draft = Response::plain(503);
+                    }
+                    return Work::Complete(std::mem::replace(&mut st.draft, Response::status(200)));
                 }
-                break;
+                log::debug!("streamed response idle for the response timeout; ending it");
+                let rest = std::mem::take(&mut st.draft.body);
+                let mut parts = VecDeque::new();
+                if !rest.is_empty() {
+                    parts.push_back(Part::Data(rest));
+                }
+                parts.push_back(Part::End);
+                return Work::Parts(parts);
             }
-            slot = self
-                .ready
-                .wait_timeout(slot, left)
+            st = self
+                .wake
+                .wait_timeout(st, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        std::mem::replace(&mut slot.response, Response::status(200))
+    }
+
+    /// The connection thread wrote `bytes` data bytes; tells a waiting Lua side once the queue is
+    /// at half the bound or less.
+    pub fn written(&self, bytes: usize) {
+        let mut st = self.lock();
+        st.queued = st.queued.saturating_sub(bytes);
+        let tell = st.notify && st.queued <= self.bound / 2;
+        if tell {
+            st.notify = false;
+        }
+        drop(st);
+        if tell {
+            self.tell();
+        }
+    }
+
+    /// The connection thread read a piece of the request body (or its end, or failed).
+    pub fn deliver_body(&self, found: BodyPoll) {
+        let mut st = self.lock();
+        st.body_reading = false;
+        st.body = Some(found);
+        let tell = std::mem::take(&mut st.notify);
+        drop(st);
+        if tell {
+            self.tell();
+        }
+    }
+
+    /// Nothing more reaches the client (it left, or the response broke its framing): later
+    /// pushes fail, and a waiting Lua side is told.
+    pub fn set_gone(&self) {
+        let mut st = self.lock();
+        st.gone = true;
+        st.parts.clear();
+        st.queued = 0;
+        let tell = std::mem::take(&mut st.notify);
+        drop(st);
+        if tell {
+            self.tell();
+        }
+    }
+
+    fn tell(&self) {
+        // The Lua thread may be gone (the script ended); then nobody waits.
+        self.events.send_blocking(Event::StreamReady(self.id));
     }
 }
 

@@ -124,6 +124,13 @@ impl Input {
     pub fn stream(&self) -> &TcpStream {
         &self.stream
     }
+
+    /// Gives up the stream and the bytes read from it but not consumed (a connection handed
+    /// over to another protocol keeps them).
+    pub fn into_parts(self) -> (Arc<TcpStream>, Vec<u8>) {
+        let leftover = self.buf[self.start..self.end].to_vec();
+        (self.stream, leftover)
+    }
 }
 
 fn round_up(d: Duration) -> Duration {

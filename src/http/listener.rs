@@ -73,6 +73,18 @@ impl Drop for OwedResponse {
     }
 }
 
+/// How a listener's connections read request bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyMode {
+    /// The whole body (at most [`Config::max_body`]) is read before the request is handed to the
+    /// script, and `Expect: 100-continue` is answered at once (CraftOS-PC's API).
+    Whole,
+    /// The script reads the body piece by piece as it wants (at most
+    /// [`Config::max_stream_body`] in all); `Expect: 100-continue` is answered when it first
+    /// reads, or when it sends `100` itself.
+    Streamed,
+}
+
 /// State shared by a listener's accept thread and its connection threads.
 #[derive(Debug)]
 pub struct ListenerShared {
@@ -82,6 +94,8 @@ pub struct ListenerShared {
     pub config: Arc<Config>,
     /// Where requests go.
     pub events: EventSender,
+    /// How request bodies are read.
+    pub body_mode: BodyMode,
     /// Set when the listener is removed.
     pub stopped: AtomicBool,
     /// The threads serving open connections.
@@ -132,6 +146,7 @@ impl Listener {
     /// (Self::port) tells which, and `http_request` events report it.
     pub fn start(
         port: u16,
+        body_mode: BodyMode,
         config: Arc<Config>,
         events: EventSender,
         tracker: Arc<ResponseTracker>,
@@ -141,6 +156,7 @@ impl Listener {
             port: local_addr.port(),
             config,
             events,
+            body_mode,
             stopped: AtomicBool::new(false),
             connections: Arc::new(Workers::default()),
             tracker,

@@ -12,3 +12,6 @@ pub mod head;
 pub mod input;
 pub mod listener;
 pub mod response;
+
+#[cfg(test)]
+mod stream_tests;

@@ -1,8 +1,10 @@
-//! Writing a response: status line, headers, framing and body.
+//! Writing a response: status line, headers, framing and body, whole or as it is produced.
 //!
 //! The script chooses status, reason and headers; framing is always ours. Whatever
 //! `Content-Length`, `Transfer-Encoding` or `Connection` the script sets, the body goes out with
-//! the right `Content-Length` so a keep-alive stream can never be desynchronised.
+//! a `Content-Length` when its length is known before its first byte, else chunked (HTTP/1.1) or
+//! delimited by closing the connection (HTTP/1.0), so a keep-alive stream can never be
+//! desynchronised. `HEAD` responses, `1xx`, `204` and `304` carry no body.
 
 use std::io::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,12 +44,31 @@ impl Response {
 
     /// Whether the script asked to close the connection (`Connection: close`).
     pub fn wants_close(&self) -> bool {
-        self.headers.iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case("connection")
-                && v.split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        })
+        wants_close(&self.headers)
     }
+}
+
+/// Whether `headers` ask to close the connection (`Connection: close`).
+pub fn wants_close(headers: &[(String, Vec<u8>)]) -> bool {
+    headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("connection")
+            && v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// The head of a response whose body follows in parts.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    /// Status code (100..=999).
+    pub status: u16,
+    /// Reason phrase, if given; otherwise the standard phrase for `status`.
+    pub reason: Option<Vec<u8>>,
+    /// Header fields in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body's length, when the API fixed it before the first byte (`Content-Length`); the
+    /// parts must then add up to exactly this. `None`: chunked, or until close on HTTP/1.0.
+    pub length: Option<u64>,
 }
 
 /// What the request said that shapes the response on the wire.
@@ -57,41 +78,104 @@ pub struct WireOptions {
     pub minor_version: u8,
     /// `HEAD` request: headers only.
     pub head_only: bool,
-    /// Whether the connection stays open after this response.
+    /// Whether the connection may stay open after this response.
     pub keep_alive: bool,
+}
+
+/// How a response's body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WireBody {
+    /// No body (`HEAD`, `1xx`, `204`, `304`): data parts are dropped.
+    None,
+    /// `Content-Length`: this many bytes are still to come.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 without a known length).
+    UntilClose,
 }
 
 /// Bodies up to this size are copied behind the head and sent in one write.
 const COALESCE: usize = 16 * 1024;
 
-/// Writes `resp` to `out`.
+/// Writes the complete response `resp` to `out`.
 pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) -> io::Result<()> {
-    let status = resp.status;
-    let no_body_status = (100..200).contains(&status) || status == 204;
-    let send_body = !(opts.head_only || no_body_status || status == 304);
-    let mut head = Vec::with_capacity(
+    let send_body = has_body(resp.status, opts.head_only);
+    let mut buf = Vec::with_capacity(
         256 + if send_body && resp.body.len() <= COALESCE {
             resp.body.len()
         } else {
             0
         },
     );
+    encode_head(
+        &mut buf,
+        resp.status,
+        resp.reason.as_deref(),
+        &resp.headers,
+        Some(resp.body.len() as u64),
+        opts,
+        false,
+    );
+    if send_body && resp.body.len() <= COALESCE {
+        buf.extend_from_slice(&resp.body);
+        out.write_all(&buf)?;
+    } else {
+        out.write_all(&buf)?;
+        if send_body {
+            out.write_all(&resp.body)?;
+        }
+    }
+    out.flush()
+}
+
+/// Whether a response with `status` to a request (HEAD or not) carries a body.
+fn has_body(status: u16, head_only: bool) -> bool {
+    !(head_only || (100..200).contains(&status) || status == 204 || status == 304)
+}
+
+/// Appends the status line and header fields, with our framing headers, and decides how the body
+/// is delimited. A connection that will close says so in `Connection`. A `switching` response
+/// (`101` handing the connection over) keeps the API's `Connection` header and gets none of ours.
+fn encode_head(
+    head: &mut Vec<u8>,
+    status: u16,
+    reason: Option<&[u8]>,
+    headers: &[(String, Vec<u8>)],
+    length: Option<u64>,
+    opts: WireOptions,
+    switching: bool,
+) -> (WireBody, bool) {
+    let no_length_status = (100..200).contains(&status) || status == 204;
+    let mut keep_alive = opts.keep_alive;
+    let wire = if !has_body(status, opts.head_only) {
+        WireBody::None
+    } else {
+        match length {
+            Some(n) => WireBody::Length(n),
+            None if opts.minor_version >= 1 => WireBody::Chunked,
+            None => {
+                keep_alive = false;
+                WireBody::UntilClose
+            }
+        }
+    };
     // Formatted by hand: `write!` costs more than everything else in a small response head.
     head.extend_from_slice(b"HTTP/1.");
-    push_decimal(&mut head, u64::from(opts.minor_version));
+    push_decimal(head, u64::from(opts.minor_version));
     head.push(b' ');
-    push_decimal(&mut head, u64::from(status));
+    push_decimal(head, u64::from(status));
     head.push(b' ');
-    match &resp.reason {
+    match reason {
         Some(r) => head.extend_from_slice(r),
         None => head.extend_from_slice(reason_phrase(status).as_bytes()),
     }
     head.extend_from_slice(b"\r\n");
     let mut has_date = false;
-    for (name, value) in &resp.headers {
+    for (name, value) in headers {
         if name.eq_ignore_ascii_case("content-length")
             || name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("connection")
+            || (name.eq_ignore_ascii_case("connection") && !switching)
         {
             continue;
         }
@@ -106,27 +190,188 @@ pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) 
         head.extend_from_slice(&http_date(SystemTime::now()));
         head.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(if opts.keep_alive {
-        b"Connection: keep-alive\r\n"
-    } else {
-        b"Connection: close\r\n"
-    });
-    if !no_body_status {
-        head.extend_from_slice(b"Content-Length: ");
-        push_decimal(&mut head, resp.body.len() as u64);
-        head.extend_from_slice(b"\r\n");
-    }
-    head.extend_from_slice(b"\r\n");
-    if send_body && resp.body.len() <= COALESCE {
-        head.extend_from_slice(&resp.body);
-        out.write_all(&head)?;
-    } else {
-        out.write_all(&head)?;
-        if send_body {
-            out.write_all(&resp.body)?;
+    if !switching {
+        head.extend_from_slice(if keep_alive {
+            b"Connection: keep-alive\r\n"
+        } else {
+            b"Connection: close\r\n"
+        });
+        match (length, wire) {
+            (_, WireBody::Chunked) => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            (Some(n), _) if !no_length_status => {
+                head.extend_from_slice(b"Content-Length: ");
+                push_decimal(head, n);
+                head.extend_from_slice(b"\r\n");
+            }
+            _ => {}
         }
     }
-    out.flush()
+    head.extend_from_slice(b"\r\n");
+    (wire, keep_alive)
+}
+
+/// The script's response did not match the framing it chose: more or fewer bytes than its
+/// `Content-Length`. The connection must be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FramingError {
+    /// More data than the declared length.
+    TooLong,
+    /// The response ended before the declared length.
+    TooShort,
+}
+
+/// Why writing a response in parts failed.
+#[derive(Debug)]
+pub enum PartError {
+    /// The socket failed (the client went away, or stopped reading for the write timeout).
+    Io(io::Error),
+    /// The parts broke the response's framing.
+    Framing(FramingError),
+}
+
+impl From<io::Error> for PartError {
+    fn from(e: io::Error) -> Self {
+        PartError::Io(e)
+    }
+}
+
+/// Writes a response piece by piece as the API produces it: an optional interim `100 Continue`,
+/// the head, data, the end. Small pieces given together are coalesced into one write.
+#[derive(Debug)]
+pub struct PartWriter {
+    opts: WireOptions,
+    /// Set once the head is written.
+    wire: Option<WireBody>,
+    keep_alive: bool,
+    ended: bool,
+    buf: Vec<u8>,
+}
+
+impl PartWriter {
+    /// A writer for the response to a request described by `opts`.
+    pub fn new(opts: WireOptions) -> PartWriter {
+        PartWriter {
+            opts,
+            wire: None,
+            keep_alive: opts.keep_alive,
+            ended: false,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whether the response is complete.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the connection may carry another request after this response (known once the
+    /// head is written: a close-delimited body rules it out).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Queues `100 Continue` (HTTP/1.1 only; nothing once the head is written).
+    pub fn continue_100(&mut self) {
+        if self.wire.is_none() && self.opts.minor_version >= 1 {
+            self.buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+    }
+
+    /// Queues the head. `keep_alive` is false when the connection must close after the response.
+    pub fn head(&mut self, head: &ResponseHead, keep_alive: bool) {
+        debug_assert!(self.wire.is_none(), "a response has one head");
+        let opts = WireOptions {
+            keep_alive: self.opts.keep_alive && keep_alive && !wants_close(&head.headers),
+            ..self.opts
+        };
+        let (wire, keep_alive) = encode_head(
+            &mut self.buf,
+            head.status,
+            head.reason.as_deref(),
+            &head.headers,
+            head.length,
+            opts,
+            head.status == 101,
+        );
+        self.wire = Some(wire);
+        self.keep_alive = keep_alive;
+    }
+
+    /// Writes `data` (with what is queued before it) as framing requires.
+    pub fn data(&mut self, out: &mut impl Write, data: &[u8]) -> Result<(), PartError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self.wire {
+            None | Some(WireBody::None) => Ok(()),
+            Some(WireBody::Length(left)) => {
+                if data.len() as u64 > left {
+                    // What fits goes out; the rest breaks the framing.
+                    self.wire = Some(WireBody::Length(0));
+                    self.raw(out, &data[..left as usize])?;
+                    return Err(PartError::Framing(FramingError::TooLong));
+                }
+                self.wire = Some(WireBody::Length(left - data.len() as u64));
+                self.raw(out, data)
+            }
+            Some(WireBody::Chunked) => {
+                push_hex(&mut self.buf, data.len() as u64);
+                self.buf.extend_from_slice(b"\r\n");
+                self.raw(out, data)?;
+                self.buf.extend_from_slice(b"\r\n");
+                Ok(())
+            }
+            Some(WireBody::UntilClose) => self.raw(out, data),
+        }
+    }
+
+    /// Queues the end of the body.
+    pub fn end(&mut self) -> Result<(), PartError> {
+        match self.wire {
+            Some(WireBody::Length(left)) if left > 0 => {
+                return Err(PartError::Framing(FramingError::TooShort))
+            }
+            Some(WireBody::Chunked) => self.buf.extend_from_slice(b"0\r\n\r\n"),
+            _ => {}
+        }
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Writes what is queued.
+    pub fn flush(&mut self, out: &mut impl Write) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        out.flush()
+    }
+
+    /// Appends `data` to the queue if small, else writes the queue and `data`.
+    fn raw(&mut self, out: &mut impl Write, data: &[u8]) -> Result<(), PartError> {
+        if self.buf.len() + data.len() <= COALESCE {
+            self.buf.extend_from_slice(data);
+        } else {
+            self.flush(out)?;
+            out.write_all(data)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends `n` in hexadecimal (a chunk size).
+fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n % 16) as usize];
+        n /= 16;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Appends `n` in decimal.

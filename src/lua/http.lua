@@ -109,6 +109,7 @@ local req_read, req_readLine, req_readAll = native.req_read, native.req_readLine
 local req_getURL, req_getMethod = native.req_getURL, native.req_getMethod
 local req_getRequestHeaders = native.req_getRequestHeaders
 local res_write, res_writeLine, res_flush = native.res_write, native.res_writeLine, native.res_flush
+local res_flushed, STREAM_READY, KEEP_EVENTS = native.res_flushed, native.stream_ready, native.keep_events
 local res_close, res_setStatusCode = native.res_close, native.res_setStatusCode
 local res_setResponseHeader = native.res_setResponseHeader
 local cres_read, cres_readLine, cres_readAll = native.cres_read, native.cres_readLine, native.cres_readAll
@@ -164,9 +165,20 @@ function handles.http_request(ud, port)
             local err, e = res_writeLine(ud, ...)
             if err then error(e, 0) end
         end,
+        -- ccserve extension: sends the head and what is written so far, and goes on chunked.
+        -- Returns true, or false once the client has gone. When the client is slower than the
+        -- script, waits until it has taken enough; events arriving meanwhile stay queued.
         flush = function(...)
-            local err, e = res_flush(ud, ...)
-            if err then error(e, 0) end
+            local r, e = res_flush(ud, ...)
+            if r == ERR then error(e, 0) end
+            while r == nil do
+                if coroutine.yield(STREAM_READY, KEEP_EVENTS) == "terminate" then
+                    error("Terminated", 0)
+                end
+                r, e = res_flushed(ud)
+                if r == ERR then error(e, 0) end
+            end
+            return r
         end,
         close = function(...)
             local err, e = res_close(ud, ...)

@@ -67,12 +67,7 @@ fn connect(
     let deadline = Instant::now() + config.client_timeout;
     let stream = crate::net::connect(&target.host, target.port, deadline)?;
     let _ = stream.set_write_timeout(Some(config.write_timeout));
-    let limits = Limits {
-        max_message: config.ws_max_message,
-        send_queue: config.ws_send_queue,
-        stack_size: config.thread_stack_size,
-        batch_threads: config.batch_io_threads,
-    };
+    let limits = Limits::of(config);
     let pending = connection::start_writer(&stream, id, Role::Client, limits, events.owe())
         .map_err(|e| format!("cannot start websocket writer: {e}"))?;
     let host = if target.host.contains(':') {

@@ -182,6 +182,18 @@ pub struct Limits {
     pub batch_threads: bool,
 }
 
+impl Limits {
+    /// The limits `config` sets.
+    pub fn of(config: &crate::config::Config) -> Limits {
+        Limits {
+            max_message: config.ws_max_message,
+            send_queue: config.ws_send_queue,
+            stack_size: config.thread_stack_size,
+            batch_threads: config.batch_io_threads,
+        }
+    }
+}
+
 /// tungstenite's configuration for our connections: a small read buffer (idle clients stay
 /// cheap), no write buffering (each message goes out at once), our message limit.
 pub fn ws_config(limits: &Limits) -> WebSocketConfig {
@@ -324,6 +336,54 @@ fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUs
     }
     // Wake the reader if it is still blocked, so both threads end.
     let _ = ws.get_mut().shutdown(Shutdown::Both);
+}
+
+/// Runs a server-side connection whose opening handshake is done, on the calling thread until
+/// it ends. `admit` sees the connection's controls before the script does and may refuse it
+/// with a close code and reason (sent instead of announcing the connection).
+pub fn run_server_side(
+    stream: &TcpStream,
+    pending: Pending,
+    leftover: Vec<u8>,
+    origin: &WsOrigin,
+    events: &EventSender,
+    admit: impl FnOnce(&Arc<Control>) -> Option<(u16, &'static str)>,
+) {
+    let Ok(read_half) = stream.try_clone() else {
+        pending.abandon();
+        return;
+    };
+    let duplex = Duplex::new(read_half, pending.out.clone());
+    let ws = WebSocket::from_partially_read(
+        duplex,
+        leftover,
+        Role::Server,
+        Some(ws_config(&pending.limits)),
+    );
+    let _ = stream.set_read_timeout(None);
+    let Ok(control) = pending.control() else {
+        pending.abandon();
+        return;
+    };
+    if let Some((code, reason)) = admit(&control) {
+        // The writer sends the Close frame, then stops.
+        control.close(code, reason);
+        control.release();
+        pending.finish();
+        return;
+    }
+    let connected = Event::Ws(Box::new(WsEvent {
+        origin: origin.clone(),
+        id: pending.id,
+        kind: WsEventKind::Connected(Link(control.clone())),
+    }));
+    if events.send_blocking(connected) {
+        read_loop(ws, &pending, origin, events);
+    } else {
+        control.abort();
+    }
+    control.release();
+    pending.finish();
 }
 
 /// Runs the reader until the connection ends, then posts the closed event.

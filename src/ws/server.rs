@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use socket2::Socket;
 use tungstenite::protocol::Role;
-use tungstenite::WebSocket;
 
-use super::connection::{self, Control, Duplex, Limits, Link, Out};
+use super::connection::{self, Control, Limits, Out};
 use super::{next_id, WsEvent, WsEventKind, WsOrigin};
 use crate::config::Config;
 use crate::event::{Event, EventSender};
+use crate::http::exchange::Upgraded;
 use crate::http::head::{read_head, HeadError, HeadLimits};
 use crate::http::input::Input;
 use crate::http::response::{write_response, WireOptions};
@@ -168,12 +168,7 @@ fn spawn_client(stream: TcpStream, shared: Arc<Shared>) {
 
 fn serve_client(stream: &Arc<TcpStream>, shared: &Shared) {
     let config = &shared.config;
-    let limits = Limits {
-        max_message: config.ws_max_message,
-        send_queue: config.ws_send_queue,
-        stack_size: config.thread_stack_size,
-        batch_threads: config.batch_io_threads,
-    };
+    let limits = Limits::of(config);
     crate::sched::batch_thread(limits.batch_threads);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
@@ -193,63 +188,32 @@ fn serve_client(stream: &Arc<TcpStream>, shared: &Shared) {
         pending.finish();
         return;
     };
-    let Ok(read_half) = stream.try_clone() else {
-        pending.abandon();
-        return;
-    };
-    let duplex = Duplex::new(read_half, pending.out.clone());
-    let ws = WebSocket::from_partially_read(
-        duplex,
-        leftover,
-        Role::Server,
-        Some(connection::ws_config(&limits)),
-    );
-    let _ = stream.set_read_timeout(None);
-    let Ok(control) = pending.control() else {
-        pending.abandon();
-        return;
-    };
-    // Admit the client under the lock `stop` takes after setting its flag, so a client is either
-    // closed by `stop` or refused here.
-    let refusal = {
-        let mut clients = shared.clients();
-        if shared.stopped.load(Ordering::SeqCst) {
-            Some((1001, "Server closed"))
-        } else if clients.len() >= config.ws_max_clients {
-            Some((1013, "Too many clients"))
-        } else {
-            clients.insert(id, Arc::downgrade(&control));
-            None
-        }
-    };
-    if let Some((code, reason)) = refusal {
-        log::warn!(
-            "websocket port {}: refusing a client ({reason})",
-            shared.port
-        );
-        // The writer sends the Close frame, then stops.
-        control.close(code, reason);
-        control.release();
-        pending.finish();
-        return;
-    }
     let origin = if shared.legacy {
         WsOrigin::LegacyServer { port: shared.port }
     } else {
         WsOrigin::Server { port: shared.port }
     };
-    let connected = Event::Ws(Box::new(WsEvent {
-        origin: origin.clone(),
-        id,
-        kind: WsEventKind::Connected(Link(control.clone())),
-    }));
-    if shared.events.send_blocking(connected) {
-        connection::read_loop(ws, &pending, &origin, &shared.events);
-    } else {
-        control.abort();
-    }
-    control.release();
-    pending.finish();
+    // Admit the client under the lock `stop` takes after setting its flag, so a client is either
+    // closed by `stop` or refused here.
+    let admit = |control: &Arc<Control>| {
+        let mut clients = shared.clients();
+        let refusal = if shared.stopped.load(Ordering::SeqCst) {
+            Some((1001, "Server closed"))
+        } else if clients.len() >= config.ws_max_clients {
+            Some((1013, "Too many clients"))
+        } else {
+            clients.insert(id, Arc::downgrade(control));
+            None
+        };
+        if let Some((_, reason)) = refusal {
+            log::warn!(
+                "websocket port {}: refusing a client ({reason})",
+                shared.port
+            );
+        }
+        refusal
+    };
+    connection::run_server_side(stream, pending, leftover, &origin, &shared.events, admit);
     let left = {
         let mut clients = shared.clients();
         clients.remove(&id);
@@ -268,6 +232,25 @@ fn serve_client(stream: &Arc<TcpStream>, shared: &Shared) {
             kind: WsEventKind::ServerClosed,
         })));
     }
+}
+
+/// Serves a WebSocket connection that an HTTP exchange handed over after its `101` response
+/// (written by the exchange, so the handshake is done): starts its writer, announces it to the
+/// script as `origin`, and reads on the calling thread until the connection ends.
+#[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
+pub fn serve_upgraded(upgraded: Upgraded, origin: WsOrigin, events: &EventSender, limits: Limits) {
+    let stream = upgraded.stream;
+    let pending =
+        match connection::start_writer(&stream, next_id(), Role::Server, limits, events.owe()) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("cannot start a websocket writer thread: {e}");
+                return;
+            }
+        };
+    connection::run_server_side(&stream, pending, upgraded.leftover, &origin, events, |_| {
+        None
+    });
 }
 
 /// Reads and answers the opening handshake. Returns the bytes received after the request, or
