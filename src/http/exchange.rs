@@ -284,7 +284,7 @@ impl Exchange {
             st.queued += data.len();
             st.parts.push_back(Part::Data(data));
         }
-        let room = self.room(&st);
+        let room = self.room(&mut st);
         drop(st);
         self.wake.notify_one();
         Ok(room)
@@ -310,14 +310,16 @@ impl Exchange {
             Part::Continue => {}
         }
         st.parts.push_back(part);
-        let room = self.room(&st);
+        let room = self.room(&mut st);
         drop(st);
         self.wake.notify_one();
         Ok(room)
     }
 
-    fn room(&self, st: &State) -> Room {
+    /// Whether there is room; when there is none, the Lua side will be told once there is.
+    fn room(&self, st: &mut State) -> Room {
         if st.queued >= self.bound {
+            st.notify = true;
             Room::Full
         } else {
             Room::Free

@@ -387,13 +387,39 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Option<Response
         .header("transfer-encoding")
         .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
     {
-        panic!("ccserve never sends chunked responses");
+        resp.body = read_chunked(stream);
     } else {
         stream
             .read_to_end(&mut resp.body)
             .expect("response body to EOF");
     }
     Some(resp)
+}
+
+/// Reads a chunked body (streamed responses), strictly: any framing error fails the test.
+fn read_chunked(stream: &mut TcpStream) -> Vec<u8> {
+    let line = |stream: &mut TcpStream| {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            stream.read_exact(&mut byte).expect("chunked body line");
+            line.push(byte[0]);
+        }
+        line.truncate(line.len() - 2);
+        String::from_utf8(line).expect("chunk line is text")
+    };
+    let mut body = Vec::new();
+    loop {
+        let size = usize::from_str_radix(&line(stream), 16).expect("chunk size in hex");
+        if size == 0 {
+            assert_eq!(line(stream), "", "no trailers expected");
+            return body;
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        stream.read_exact(&mut body[start..]).expect("chunk data");
+        assert_eq!(line(stream), "", "CRLF after chunk data");
+    }
 }
 
 /// Sends `request` bytes on a fresh connection and reads one response.
@@ -491,5 +517,17 @@ pub fn threads_of(pid: u32) -> usize {
 pub fn fds_of(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// The resident set size of process `pid` in KiB (from `/proc`; 0 if unreadable).
+pub fn rss_kib_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
