@@ -24,6 +24,10 @@ Options:
       --max-body BYTES               largest request body accepted, larger gets 413
                                      (default 16777216)
       --max-connections N            open connections per listener, more get 503 (default 1024)
+      --stream-buffer BYTES          response bytes queued per connection while streaming; a
+                                     writer that fills it waits for the client (default 262144)
+      --max-stream-body BYTES        largest request body read piece by piece by an API that
+                                     streams bodies (default: no limit)
       --max-request-line BYTES       longest request line, longer gets 414 (default 8192)
       --max-header-bytes BYTES       largest request head, larger gets 431 (default 65536)
       --max-headers N                most header fields, more get 431 (default 100)
@@ -131,6 +135,13 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
                 config.ws_max_clients = v
                     .parse()
                     .map_err(|_| format!("--ws-max-clients: '{v}' is not a number"))?;
+            }
+            "--stream-buffer" => config.stream_buffer = count(&flag, &value(&flag)?)?,
+            "--max-stream-body" => {
+                let v = value(&flag)?;
+                config.max_stream_body = v
+                    .parse()
+                    .map_err(|_| format!("--max-stream-body: '{v}' is not a number of bytes"))?;
             }
             "--max-request-line" => config.max_request_line = count(&flag, &value(&flag)?)?,
             "--max-header-bytes" => config.max_header_bytes = count(&flag, &value(&flag)?)?,

@@ -53,6 +53,8 @@ fn help_flag_prints_usage_and_exits_0() {
         "--bind",
         "--max-body",
         "--max-connections",
+        "--stream-buffer",
+        "--max-stream-body",
         "--response-timeout",
         "--keep-alive-timeout",
         "--header-timeout",
