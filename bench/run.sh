@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs ccserve's benchmarks: HTTP vs raw tiny_http (wrk), WebSocket echo vs raw tungstenite, and
-# memory per connection. Usage, from anywhere:
+# Runs ccserve's benchmarks: HTTP vs raw tiny_http (wrk), WebSocket echo vs raw tungstenite,
+# memory per connection, and streamed responses (res.flush(): 1 GiB throughput and server memory,
+# time to first chunk) vs a raw Rust server. Usage, from anywhere:
 #
 #     bash bench/run.sh
 #
 # Knobs (passed through): CCSERVE_BENCH_SECONDS (wrk duration per run, default 5),
-# CCSERVE_BENCH_ROUNDS (rounds per comparison, default 3), CARGO_TARGET_DIR.
-# Results: markdown tables on stdout and in <target dir>/bench-results/{http,ws,memory}.md.
+# CCSERVE_BENCH_ROUNDS (rounds per comparison, default 3), CCSERVE_BENCH_STREAM_MIB (size of the
+# streamed response, default 1024), CCSERVE_BENCH_TTFB_REQUESTS (first-chunk requests per run,
+# default 1000), CCSERVE_BENCH_BIN, CARGO_TARGET_DIR.
+# Results: markdown tables on stdout and in <target dir>/bench-results/{http,ws,memory,stream}.md.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,10 +26,10 @@ if ! command -v wrk >/dev/null 2>&1; then
     fi
 fi
 
-for bench in http ws memory; do
+for bench in http ws memory stream; do
     echo "== cargo bench --bench $bench" >&2
     cargo bench --bench "$bench"
 done
 
 echo
-echo "Results: ${CARGO_TARGET_DIR:-$PWD/target}/bench-results/{http,ws,memory}.md"
+echo "Results: ${CARGO_TARGET_DIR:-$PWD/target}/bench-results/{http,ws,memory,stream}.md"

@@ -65,6 +65,12 @@ impl Ccserve {
     /// Starts `ccserve --bind 127.0.0.1 <script> <port>` on a free port (the example scripts take
     /// their port as the first argument) and waits until the port accepts connections.
     pub fn start(script: &str) -> Ccserve {
+        Ccserve::start_with_args(script, &[])
+    }
+
+    /// As [`Ccserve::start`], with `args` passed to the script after the port:
+    /// `ccserve --bind 127.0.0.1 <script> <port> <args...>`.
+    pub fn start_with_args(script: &str, args: &[&str]) -> Ccserve {
         let port = free_port();
         let script_path = repo_root().join(script);
         let bin = ccserve_bin();
@@ -73,6 +79,7 @@ impl Ccserve {
             .arg("127.0.0.1")
             .arg(&script_path)
             .arg(port.to_string())
+            .args(args)
             .current_dir(repo_root())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
