@@ -155,12 +155,13 @@ fn ws_connect(port: u16) -> tungstenite::WebSocket<std::net::TcpStream> {
     ws
 }
 
-fn ws_text(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> String {
+/// The next text message; anything else fails the test with what the example wrote to stderr.
+fn ws_text(ex: &Server, ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> String {
     loop {
-        match ws.read().expect("websocket message") {
-            tungstenite::Message::Text(t) => return t.to_string(),
-            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => return t.to_string(),
+            Ok(tungstenite::Message::Ping(_)) | Ok(tungstenite::Message::Pong(_)) => continue,
+            other => panic!("unexpected {other:?}; the example's stderr:\n{}", ex.stderr()),
         }
     }
 }
@@ -170,7 +171,7 @@ fn ws_echo_example_echoes_text_and_binary() {
     let ex = start("ws_echo.lua");
     let mut ws = ws_connect(ex.port);
     ws.send(tungstenite::Message::text("hello")).unwrap();
-    assert_eq!(ws_text(&mut ws), "hello");
+    assert_eq!(ws_text(&ex, &mut ws), "hello");
     ws.send(tungstenite::Message::binary(vec![0u8, 1, 2, 255]))
         .unwrap();
     match ws.read().expect("binary echo") {
@@ -183,15 +184,15 @@ fn ws_echo_example_echoes_text_and_binary() {
 fn ws_chat_example_broadcasts_to_every_client() {
     let ex = start("ws_chat.lua");
     let mut a = ws_connect(ex.port);
-    assert_eq!(ws_text(&mut a), "user1 joined");
+    assert_eq!(ws_text(&ex, &mut a), "user1 joined");
     let mut b = ws_connect(ex.port);
-    assert_eq!(ws_text(&mut a), "user2 joined");
-    assert_eq!(ws_text(&mut b), "user2 joined");
+    assert_eq!(ws_text(&ex, &mut a), "user2 joined");
+    assert_eq!(ws_text(&ex, &mut b), "user2 joined");
     b.send(tungstenite::Message::text("hi all")).unwrap();
-    assert_eq!(ws_text(&mut a), "user2: hi all");
-    assert_eq!(ws_text(&mut b), "user2: hi all");
+    assert_eq!(ws_text(&ex, &mut a), "user2: hi all");
+    assert_eq!(ws_text(&ex, &mut b), "user2: hi all");
     b.close(None).unwrap();
-    assert_eq!(ws_text(&mut a), "user2 left");
+    assert_eq!(ws_text(&ex, &mut a), "user2 left");
 }
 
 #[test]
