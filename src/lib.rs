@@ -24,7 +24,7 @@
 
 #![warn(missing_docs)]
 
-mod api;
+mod craftos;
 mod config;
 mod error;
 mod event;

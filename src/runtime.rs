@@ -12,7 +12,7 @@ use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Thread, Value};
 
-use crate::api::{self, Api, Context};
+use crate::craftos::{self, Api, Context};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, EventSender};
@@ -73,10 +73,10 @@ impl Runtime {
             open_responses: Rc::new(Cell::new(0)),
             ws_servers: Rc::new(RefCell::new(HashMap::new())),
             ws_links: Rc::new(RefCell::new(Vec::new())),
-            files: crate::api::fs::Files::default(),
+            files: crate::craftos::fs::Files::default(),
             halt: Rc::new(Cell::new(false)),
         };
-        let api = api::install(&lua, &ctx)?;
+        let api = craftos::install(&lua, &ctx)?;
         let traceback: Function = lua
             .globals()
             .get::<mlua::Table>("debug")?
@@ -328,7 +328,7 @@ fn discard(ev: Queued) {
 }
 
 /// As the `lua` interpreter does, a first line starting with `#` (`#!/usr/bin/env lua`) is not
-/// Lua: it becomes a comment, so line numbers stay right (`loadfile` in `lua/fs.lua` does the
+/// Lua: it becomes a comment, so line numbers stay right (`loadfile` in `craftos/fs.lua` does the
 /// same for files the script loads).
 fn skip_shebang(source: &[u8]) -> Cow<'_, [u8]> {
     if source.first() == Some(&b'#') {

@@ -1,5 +1,5 @@
 //! The native half of the WebSocket API: servers (`http.websocketServer`), client connections
-//! (`http.websocket`), and the handle methods. The Lua half is `lua/websocket.lua`.
+//! (`http.websocket`), and the handle methods. The Lua half is `websocket.lua` beside it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -233,7 +233,7 @@ pub struct WsApi {
 }
 
 impl WsApi {
-    /// Takes the handle factories `lua/websocket.lua` returned.
+    /// Takes the handle factories `websocket.lua` returned.
     pub fn new(factories: &Table, servers: WsServers, links: WsLinks) -> mlua::Result<WsApi> {
         Ok(WsApi {
             make_server_client: factories.get("server_client")?,

@@ -1,7 +1,8 @@
-//! The CraftOS APIs a script sees, one module per API. Each has a native half in Rust (functions
-//! put in a private `native` table) and a Lua half in `src/lua/` that builds the public table from
-//! them, as CraftOS-PC's ROM does. This module wires them together and turns native events into
-//! the Lua values a script receives.
+//! The CraftOS APIs a script sees (the environment of CraftOS-PC's server scripts, and the base
+//! every script runs in), one module per API. Each has a native half in Rust (functions put in a
+//! private `native` table) and a Lua half beside it (`http.rs` and `http.lua`, ...) that builds the
+//! public table from them, as CraftOS-PC's ROM does. This module wires them together and turns
+//! native events into the Lua values a script receives.
 
 pub mod args;
 pub mod fs;
@@ -24,14 +25,14 @@ use crate::event_loop::{Queued, Scheduler};
 use crate::http::listener::{Listener, ResponseTracker};
 use handles::{ClientHandle, ServerExchange};
 
-const PRELUDE_LUA: &str = include_str!("../lua/prelude.lua");
-const OS_LUA: &str = include_str!("../lua/os.lua");
-const HTTP_LUA: &str = include_str!("../lua/http.lua");
-const PARALLEL_LUA: &str = include_str!("../lua/parallel.lua");
-const WEBSOCKET_LUA: &str = include_str!("../lua/websocket.lua");
-const TEXTUTILS_LUA: &str = include_str!("../lua/textutils.lua");
-const FS_LUA: &str = include_str!("../lua/fs.lua");
-const SYSTEM_LUA: &str = include_str!("../lua/system.lua");
+const PRELUDE_LUA: &str = include_str!("prelude.lua");
+const OS_LUA: &str = include_str!("os.lua");
+const HTTP_LUA: &str = include_str!("http.lua");
+const PARALLEL_LUA: &str = include_str!("parallel.lua");
+const WEBSOCKET_LUA: &str = include_str!("websocket.lua");
+const TEXTUTILS_LUA: &str = include_str!("textutils.lua");
+const FS_LUA: &str = include_str!("fs.lua");
+const SYSTEM_LUA: &str = include_str!("system.lua");
 
 /// What the API functions share with the runtime.
 #[derive(Clone)]

@@ -1,6 +1,6 @@
 //! The native half of the CraftOS system APIs: computer id and label, `os.version`, `_HOST`,
 //! `os.shutdown`/`os.reboot`, reading stdin. The Lua half (`print`, `write`, `printError`, `read`,
-//! `peripheral`, `shell`, `bit`, compatibility pieces) is in `lua/system.lua`.
+//! `peripheral`, `shell`, `bit`, compatibility pieces) is in `system.lua` beside it.
 
 use std::cell::{Cell, RefCell};
 use std::io::BufRead;

@@ -1,5 +1,5 @@
 //! The native half of the `fs` API: CraftOS paths over a sandbox root directory. The Lua half
-//! (and `loadfile`, `dofile`, `require`, `settings`) is in `lua/fs.lua`.
+//! (and `loadfile`, `dofile`, `require`, `settings`) is in `fs.lua` beside it.
 //!
 //! A CraftOS path is normalised the way CC: Tweaked does for `fs.combine` (`\` is `/`, empty and
 //! `.` segments vanish, `..` cancels the previous segment and is kept when there is none). For a

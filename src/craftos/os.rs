@@ -1,5 +1,5 @@
 //! The native half of the `os` API: events, timers and clocks. The Lua half (`pullEvent`,
-//! `pullEventRaw`, `sleep`) is in `lua/os.lua`.
+//! `pullEventRaw`, `sleep`) is in `os.lua` beside it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,6 @@
 //! The Lua-facing request, response and client-response handles.
 //!
-//! A handle is a plain Lua table of closures (built in `lua/http.lua`, so scripts can add fields,
+//! A handle is a plain Lua table of closures (built in `http.lua`, so scripts can add fields,
 //! replace methods and copy it with `pairs`). Each closure calls one of the native functions here
 //! with the handle's userdata: a [`ServerExchange`] for `http_request`'s `req`/`res` pair, a
 //! [`ClientHandle`] for `http.get`'s result.
@@ -162,7 +162,7 @@ impl Readable for ClientHandle {
 
 /// A handle method: `f` gets the handle's data (type `T`) and the script's arguments.
 ///
-/// The handle's closure (in `lua/http.lua`) passes the handle's userdata first, then whatever the
+/// The handle's closure (in `http.lua`) passes the handle's userdata first, then whatever the
 /// script passed. A leading table among those is the handle itself (`res:write(x)`, or a copy of
 /// the handle) and is skipped, so `res.write(x)` and `res:write(x)` both work: no method takes a
 /// table.

@@ -1,6 +1,6 @@
 //! The native half of the `http` API: listeners and the client. The Lua half (`http.listen`,
 //! `http.get`, `http.post`, `http.request`'s argument handling, and the handle tables) is in
-//! `lua/http.lua`.
+//! `http.lua` beside it.
 
 use std::io;
 use std::time::Duration;
