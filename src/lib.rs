@@ -24,8 +24,8 @@
 
 #![warn(missing_docs)]
 
-mod craftos;
 mod config;
+mod craftos;
 mod error;
 mod event;
 mod event_loop;

@@ -12,8 +12,8 @@ use mlua::chunk::ChunkMode;
 use mlua::thread::ThreadStatus;
 use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Thread, Value};
 
-use crate::craftos::{self, Api, Context};
 use crate::config::Config;
+use crate::craftos::{self, Api, Context};
 use crate::error::Error;
 use crate::event::{Event, EventSender};
 use crate::event_loop::{keep_events_marker, Queued, Scheduler};

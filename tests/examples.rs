@@ -161,7 +161,10 @@ fn ws_text(ex: &Server, ws: &mut tungstenite::WebSocket<std::net::TcpStream>) ->
         match ws.read() {
             Ok(tungstenite::Message::Text(t)) => return t.to_string(),
             Ok(tungstenite::Message::Ping(_)) | Ok(tungstenite::Message::Pong(_)) => continue,
-            other => panic!("unexpected {other:?}; the example's stderr:\n{}", ex.stderr()),
+            other => panic!(
+                "unexpected {other:?}; the example's stderr:\n{}",
+                ex.stderr()
+            ),
         }
     }
 }
