@@ -259,6 +259,9 @@ fn a_large_flushed_response_keeps_the_servers_memory_flat() {
     // Chunked framing adds 10 bytes per 64 KiB part ("10000\r\n" and "\r\n") plus the head.
     assert!(received >= mib << 20, "received {received} bytes");
     println!("streamed {mib} MiB; server RSS {idle} KiB idle, peak {peak} KiB");
+    if common::under_emulator(server.pid()) {
+        return; // qemu-user's translation buffers: RSS is the emulator's, not the server's
+    }
     assert!(
         peak < idle + 8 * 1024,
         "server RSS grew from {idle} to {peak} KiB while streaming"
@@ -314,7 +317,7 @@ end)
     let held = rss_kib_of(server.pid());
     println!("server RSS {idle} KiB when the stream stalled, {held} KiB after 20 other requests");
     assert!(
-        held < idle + 4 * 1024,
+        common::under_emulator(server.pid()) || held < idle + 4 * 1024,
         "server RSS grew from {idle} to {held} KiB with a stalled client"
     );
     // The client vanishes: the next flush reports it.

@@ -151,6 +151,25 @@ fn silent_for(stream: &mut TcpStream, window: Duration) -> bool {
     silent
 }
 
+/// Whether the tests run under an emulator (`scripts/cross-test.sh` says so): qemu-user's own
+/// translation buffers then grow the process's RSS as code runs for the first time, so RSS says
+/// nothing about what the server holds and the memory bounds are checked natively only.
+fn under_emulator() -> bool {
+    std::env::var_os("CCSERVE_TEST_EMULATED").is_some()
+}
+
+/// Checks that the RSS stayed within 8 MiB of `start` (KiB), unless emulated.
+fn assert_memory_flat(what: &str, start: u64, peak: u64) {
+    if under_emulator() {
+        println!("under an emulator: RSS not checked ({start} -> {peak} KiB)");
+        return;
+    }
+    assert!(
+        peak < start + 8 * 1024,
+        "RSS grew from {start} to {peak} KiB while {what}"
+    );
+}
+
 /// The process's resident set size in KiB (from `/proc`; 0 if unreadable).
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -412,10 +431,7 @@ fn a_large_upload_is_read_piece_by_piece_in_bounded_memory() {
         "uploaded {} MiB; RSS {start} KiB at the start, peak {peak} KiB",
         total >> 20
     );
-    assert!(
-        peak < start + 8 * 1024,
-        "RSS grew from {start} to {peak} KiB while streaming"
-    );
+    assert_memory_flat("streaming", start, peak);
 }
 
 #[test]
@@ -473,10 +489,7 @@ fn a_large_response_is_streamed_in_bounded_memory_at_the_clients_pace() {
         full > 0,
         "the client never fell behind: the bound was not exercised"
     );
-    assert!(
-        peak < start + 8 * 1024,
-        "RSS grew from {start} to {peak} KiB while streaming"
-    );
+    assert_memory_flat("streaming", start, peak);
 }
 
 #[test]
