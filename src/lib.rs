@@ -30,6 +30,7 @@ mod error;
 mod event;
 mod event_loop;
 mod http;
+mod luahttp;
 mod net;
 mod runtime;
 mod sched;

@@ -77,6 +77,7 @@ impl Runtime {
             halt: Rc::new(Cell::new(false)),
         };
         let api = craftos::install(&lua, &ctx)?;
+        crate::luahttp::install(&lua)?;
         let traceback: Function = lua
             .globals()
             .get::<mlua::Table>("debug")?
