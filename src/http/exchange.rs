@@ -384,11 +384,12 @@ impl Exchange {
     pub fn next_work(&self, deadline: Instant) -> Work {
         let mut st = self.lock();
         loop {
-            if st.aborted {
-                return Work::Abort;
-            }
+            // What was queued before an abandon still goes out; then the connection is cut.
             if !st.parts.is_empty() {
                 return Work::Parts(std::mem::take(&mut st.parts));
+            }
+            if st.aborted {
+                return Work::Abort;
             }
             if st.closed && !st.head_queued {
                 return Work::Complete(std::mem::replace(&mut st.draft, Response::status(200)));
