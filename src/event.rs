@@ -5,6 +5,7 @@
 //! dropped silently. Native events are turned into Lua values only on the Lua thread, when they
 //! are delivered.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,8 +66,16 @@ impl From<Vec<u8>> for EventValue {
 /// A request read completely off the socket, waiting for the script.
 #[derive(Debug)]
 pub(crate) struct IncomingRequest {
+    /// The event's name, chosen by the API that opened the listener.
+    pub event: &'static str,
     /// The listener's port, as the script named it.
     pub port: u16,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+    /// The local address the client connected to.
+    pub local: Option<SocketAddr>,
+    /// Unique per connection in the process: requests on one keep-alive connection share it.
+    pub connection: u64,
     pub method: String,
     pub target: String,
     pub headers: Vec<(String, Vec<u8>)>,
@@ -79,6 +88,9 @@ pub(crate) struct IncomingRequest {
     /// Answers the client if the request is never handled.
     pub guard: ExchangeGuard,
 }
+
+/// The event CraftOS's listeners deliver requests as.
+pub(crate) const HTTP_REQUEST: &str = "http_request";
 
 /// The Lua name of [`Event::StreamReady`]: internal to the APIs that wait for it.
 pub(crate) const STREAM_READY: &str = "ccserve_stream_ready";
@@ -107,7 +119,7 @@ impl Event {
         match self {
             Event::Custom { name, .. } => name,
             Event::Terminate => "terminate",
-            Event::HttpRequest(_) => "http_request",
+            Event::HttpRequest(r) => r.event,
             Event::HttpClient(o) => o.event_name(),
             Event::Ws(ev) => ev.name(),
             Event::StreamReady(_) => STREAM_READY,

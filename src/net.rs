@@ -10,13 +10,29 @@ use socket2::{Domain, Socket, Type};
 
 /// Binds `addr` and listens. Returns the socket (kept to wake the accept loop), a listener for
 /// the accept loop, and the bound address (the real port when `addr`'s port is 0).
-pub fn bind(addr: SocketAddr) -> io::Result<(Socket, TcpListener, SocketAddr)> {
+/// `reuse_port` sets `SO_REUSEPORT`; `v6_only` chooses whether an IPv6 socket takes IPv4 too
+/// (default: it does when bound to `::`).
+pub fn bind(
+    addr: SocketAddr,
+    reuse_port: bool,
+    v6_only: Option<bool>,
+) -> io::Result<(Socket, TcpListener, SocketAddr)> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // SO_REUSEADDR lets a port be bound again while old connections sit in TIME_WAIT; unlike
-    // CraftOS-PC we never set SO_REUSEPORT, so a port held by anyone else is refused.
+    // CraftOS-PC we never set SO_REUSEPORT unless asked, so a port held by anyone else is refused.
     socket.set_reuse_address(true)?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        socket.set_only_v6(false)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    if addr.is_ipv6() {
+        match v6_only {
+            Some(only) => socket.set_only_v6(only)?,
+            None if addr.ip().is_unspecified() => socket.set_only_v6(false)?,
+            None => {}
+        }
     }
     socket.bind(&addr.into())?;
     socket.listen(1024)?;

@@ -75,9 +75,10 @@ impl Runtime {
             ws_links: Rc::new(RefCell::new(Vec::new())),
             files: crate::craftos::fs::Files::default(),
             halt: Rc::new(Cell::new(false)),
+            stream_listeners: Rc::new(RefCell::new(HashMap::new())),
         };
         let api = craftos::install(&lua, &ctx)?;
-        crate::luahttp::install(&lua)?;
+        crate::luahttp::install(&lua, &ctx, &api)?;
         let traceback: Function = lua
             .globals()
             .get::<mlua::Table>("debug")?
@@ -299,6 +300,8 @@ impl Runtime {
     /// answers to be written.
     fn shutdown(&mut self) {
         let listeners: Vec<_> = self.ctx.listeners.borrow_mut().drain().collect();
+        drop(listeners);
+        let listeners: Vec<_> = self.ctx.stream_listeners.borrow_mut().drain().collect();
         drop(listeners);
         let ws_servers: Vec<_> = self.ctx.ws_servers.borrow_mut().drain().collect();
         drop(ws_servers);

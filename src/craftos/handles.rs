@@ -14,7 +14,7 @@ use super::args::{self, closed_file, native, nothing, values, Fail, NResult};
 use crate::event::IncomingRequest;
 use crate::http::client::ClientResponse;
 use crate::http::exchange::{Closed, PushError, Room};
-use crate::http::response::Response;
+use crate::http::response::{valid_header_name, valid_header_value, Response};
 
 /// The unread part of a body, with file-handle style reads.
 #[derive(Debug, Default)]
@@ -227,19 +227,6 @@ fn install_reads<T: Readable>(lua: &Lua, native_tbl: &Table, prefix: &str) -> ml
         })?,
     )?;
     Ok(())
-}
-
-/// Whether `name` is a valid header field name (an RFC 9110 token).
-fn valid_header_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Whether `value` can be sent as a header value or reason phrase (no CR, LF or NUL).
-fn valid_header_value(value: &[u8]) -> bool {
-    !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
 /// The error for a head change after `res.flush()` sent the head.

@@ -9,10 +9,10 @@ use mlua::{Lua, Table, Value};
 
 use super::args::{self, native, nothing, values, Fail, NResult};
 use super::Context;
-use crate::event::STREAM_READY;
+use crate::event::{HTTP_REQUEST, STREAM_READY};
 use crate::event_loop::keep_events_marker;
 use crate::http::client::{self, ClientRequest};
-use crate::http::listener::{BodyMode, Listener};
+use crate::http::listener::{Listener, ListenerOptions};
 
 /// Fills `native` with the `http` functions.
 pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
@@ -33,8 +33,8 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 old.stop();
             }
             let listener = Listener::start(
-                port,
-                BodyMode::Whole,
+                std::net::SocketAddr::new(c.config.bind, port),
+                ListenerOptions::whole(HTTP_REQUEST),
                 c.config.clone(),
                 c.sender.clone(),
                 c.tracker.clone(),
@@ -153,7 +153,7 @@ fn client_request(lua: &Lua, args: &[Value], ctx: &Context) -> NResult<ClientReq
 }
 
 /// The reason a bind failed, worded like CraftOS-PC's (Poco's) messages.
-pub(crate) fn bind_reason(e: &io::Error) -> String {
+pub fn bind_reason(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::AddrInUse => "Address already in use".into(),
         io::ErrorKind::PermissionDenied => "Permission denied".into(),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use crate::config::Config;
-use crate::event::{Event, EventSender, EventValue, STREAM_READY};
+use crate::event::{Event, EventSender, EventValue, HTTP_REQUEST, STREAM_READY};
 use crate::event_loop::{Queued, Scheduler};
 use crate::http::listener::{Listener, ResponseTracker};
 use handles::{ClientHandle, ServerExchange};
@@ -58,10 +58,17 @@ pub struct Context {
     pub files: fs::Files,
     /// Set by `os.shutdown`/`os.reboot`: the script's end (or error) is then a normal exit.
     pub halt: Rc<Cell<bool>>,
+    /// lua-http servers' listeners, by port (`src/luahttp/`).
+    pub stream_listeners: Rc<RefCell<HashMap<u16, Listener>>>,
 }
 
 /// The installed APIs: what the event loop needs to build event values.
 pub struct Api {
+    /// The natives the Lua halves are built from; other API families built on this environment
+    /// (lua-http's WebSocket handles) reuse some.
+    pub native: Table,
+    /// The prelude's helpers (`ERR`, `ret`, `wrap`, `expect`, ...), for other Lua halves.
+    pub support: Table,
     open_responses: Rc<Cell<usize>>,
     boot: Function,
     make_http_request: Function,
@@ -105,8 +112,10 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
     let ws_factories: Table = lua
         .load(WEBSOCKET_LUA)
         .set_name("=ccserve/websocket.lua")
-        .call((native, support))?;
+        .call((native.clone(), support.clone()))?;
     Ok(Api {
+        native,
+        support,
         websocket: websocket::WsApi::new(
             &ws_factories,
             ctx.ws_servers.clone(),
@@ -157,6 +166,10 @@ impl Api {
                         EventValue::String(b) => s(&b)?,
                     });
                 }
+            }
+            // A lua-http listener's request: a stream (`src/luahttp/`).
+            Queued::Native(Event::HttpRequest(request)) if request.event != HTTP_REQUEST => {
+                return crate::luahttp::server::event_values(lua, *request);
             }
             Queued::Native(Event::HttpRequest(request)) => {
                 let port = request.port;

@@ -280,6 +280,27 @@ impl WsApi {
                 let handle: Table = self.make_client.call((ud, url.clone()))?;
                 out.extend([url, Value::Table(handle)]);
             }
+            (WsOrigin::Stream { id: stream }, kind) => {
+                out.push(args::int_value(stream as i64));
+                match kind {
+                    WsEventKind::Connected(link) => {
+                        let ud = lua.create_any_userdata(self.conn_handle(link))?;
+                        out.extend([s(b"open")?, Value::UserData(ud)]);
+                    }
+                    WsEventKind::Message(data, binary) => {
+                        out.extend([s(b"message")?, s(&data)?, Value::Boolean(binary)]);
+                    }
+                    WsEventKind::Closed { reason, code } => {
+                        out.push(s(b"closed")?);
+                        out.push(match reason {
+                            Some(r) => s(r.as_bytes())?,
+                            None => Value::Nil,
+                        });
+                        out.push(code.map_or(Value::Nil, |c| Value::Integer(c as mlua::Integer)));
+                    }
+                    WsEventKind::Failed(_) | WsEventKind::ServerClosed => {}
+                }
+            }
             (WsOrigin::LegacyServer { port }, kind) => {
                 out.push(Value::Integer(port as mlua::Integer));
                 match kind {

@@ -9,8 +9,8 @@
 //! answered in order. The Lua thread never touches the socket.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::Ordering;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,11 @@ fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
     crate::sched::batch_thread(config.batch_io_threads);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
+    let peers = Peers {
+        peer: stream.peer_addr().ok(),
+        local: stream.local_addr().ok(),
+        connection: next_connection_id(),
+    };
     let mut input = Input::shared(stream);
     let limits = HeadLimits {
         max_request_line: config.max_request_line,
@@ -81,7 +86,7 @@ fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
                 return;
             }
         };
-        match handle_request(&mut input, head, shared) {
+        match handle_request(&mut input, head, &peers, shared) {
             Next::KeepAlive => continue,
             Next::Close => {
                 linger_close(input);
@@ -99,6 +104,19 @@ fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
             }
         }
     }
+}
+
+/// Who is at each end of a connection, and which connection it is.
+struct Peers {
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+    connection: u64,
+}
+
+/// A connection id, unique in the process.
+fn next_connection_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What to do with the connection after a request.
@@ -129,7 +147,12 @@ impl StreamedBody {
     }
 }
 
-fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared) -> Next {
+fn handle_request(
+    input: &mut Input,
+    head: RequestHead,
+    peers: &Peers,
+    shared: &ListenerShared,
+) -> Next {
     let config = &shared.config;
     let minor = head.minor_version;
     let mut keep_alive = if minor == 0 {
@@ -153,7 +176,7 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
     if shared.stopped.load(Ordering::SeqCst) {
         return answer(input, Response::plain(503), minor, false, false);
     }
-    let streamed = shared.body_mode == BodyMode::Streamed;
+    let streamed = shared.options.body_mode == BodyMode::Streamed;
     let max_body = if streamed {
         config.max_stream_body
     } else {
@@ -198,7 +221,11 @@ fn handle_request(input: &mut Input, head: RequestHead, shared: &ListenerShared)
         return answer(input, Response::plain(503), minor, false, false);
     };
     let request = IncomingRequest {
+        event: shared.options.event,
         port: shared.port,
+        peer: peers.peer,
+        local: peers.local,
+        connection: peers.connection,
         method: head.method,
         target: head.target,
         headers: head.headers,

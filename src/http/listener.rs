@@ -85,6 +85,34 @@ pub enum BodyMode {
     Streamed,
 }
 
+/// What an API asks of a listener beyond the address: how bodies are read, what its requests are
+/// called, and socket options.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerOptions {
+    /// How request bodies are read.
+    pub body_mode: BodyMode,
+    /// The name of the event each request arrives as (the API that opened the listener picks
+    /// it, and turns the event into its own Lua values).
+    pub event: &'static str,
+    /// `SO_REUSEPORT`: share the port with other sockets that set it too.
+    pub reuse_port: bool,
+    /// For an IPv6 address: accept IPv6 only (`Some(true)`), or IPv4 too (`Some(false)`).
+    /// `None`: IPv4 too when the address is `::`, the system's default otherwise.
+    pub v6_only: Option<bool>,
+}
+
+impl ListenerOptions {
+    /// Whole bodies, requests named `event`, default socket options.
+    pub fn whole(event: &'static str) -> ListenerOptions {
+        ListenerOptions {
+            body_mode: BodyMode::Whole,
+            event,
+            reuse_port: false,
+            v6_only: None,
+        }
+    }
+}
+
 /// State shared by a listener's accept thread and its connection threads.
 #[derive(Debug)]
 pub struct ListenerShared {
@@ -94,8 +122,8 @@ pub struct ListenerShared {
     pub config: Arc<Config>,
     /// Where requests go.
     pub events: EventSender,
-    /// How request bodies are read.
-    pub body_mode: BodyMode,
+    /// How bodies are read and what requests are called.
+    pub options: ListenerOptions,
     /// Set when the listener is removed.
     pub stopped: AtomicBool,
     /// The threads serving open connections.
@@ -142,21 +170,21 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds `config.bind:port` and starts accepting. Port 0 binds a free port; [`port`]
-    /// (Self::port) tells which, and `http_request` events report it.
+    /// Binds `addr` and starts accepting. Port 0 binds a free port; [`port`](Self::port) tells
+    /// which, and the request events report it.
     pub fn start(
-        port: u16,
-        body_mode: BodyMode,
+        addr: SocketAddr,
+        options: ListenerOptions,
         config: Arc<Config>,
         events: EventSender,
         tracker: Arc<ResponseTracker>,
     ) -> io::Result<Listener> {
-        let (socket, listener, local_addr) = net::bind(SocketAddr::new(config.bind, port))?;
+        let (socket, listener, local_addr) = net::bind(addr, options.reuse_port, options.v6_only)?;
         let shared = Arc::new(ListenerShared {
             port: local_addr.port(),
             config,
             events,
-            body_mode,
+            options,
             stopped: AtomicBool::new(false),
             connections: Arc::new(Workers::default()),
             tracker,
@@ -185,6 +213,11 @@ impl Listener {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.local_addr.port()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     /// Stops accepting, frees the port, answers the requests still waiting for the script, and

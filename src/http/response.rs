@@ -57,6 +57,19 @@ pub fn wants_close(headers: &[(String, Vec<u8>)]) -> bool {
     })
 }
 
+/// Whether `name` is a valid header field name (an RFC 9110 token).
+pub fn valid_header_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can be sent as a header value or reason phrase (no CR, LF or NUL).
+pub fn valid_header_value(value: &[u8]) -> bool {
+    !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
+}
+
 /// The head of a response whose body follows in parts.
 #[derive(Debug, Clone)]
 pub struct ResponseHead {

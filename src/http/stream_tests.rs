@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 
 use super::body::BodyError;
 use super::exchange::{BodyPoll, Exchange, Part, PushError, Room};
-use super::listener::{BodyMode, Listener, ResponseTracker};
+use super::listener::{BodyMode, Listener, ListenerOptions, ResponseTracker};
 use super::response::ResponseHead;
 use crate::config::Config;
 use crate::event::{Event, EventSender, IncomingRequest};
@@ -36,7 +36,12 @@ fn server(mode: BodyMode, config: Config) -> Server {
         bind: "127.0.0.1".parse().expect("loopback"),
         ..config
     };
-    let listener = Listener::start(0, mode, Arc::new(config), sender.clone(), tracker)
+    let options = ListenerOptions {
+        body_mode: mode,
+        ..ListenerOptions::whole("test_request")
+    };
+    let addr = "127.0.0.1:0".parse().expect("loopback");
+    let listener = Listener::start(addr, options, Arc::new(config), sender.clone(), tracker)
         .expect("bind a loopback port");
     Server {
         listener,

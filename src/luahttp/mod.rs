@@ -1,22 +1,56 @@
 //! lua-http's server API (`../shared/seeds/003_*`): the modules a lua-http script `require`s,
-//! built in. Each module's Lua half lives here as a `.lua` file beside the Rust half it needs; all
-//! of them are registered in `package.preload`, so `require "http.server"` finds them without any
-//! file on disk.
+//! built in. Each module's Lua half lives here as a `.lua` file beside the Rust half it needs
+//! (`server.rs` and `server.lua`); all of them are registered in `package.preload`, so
+//! `require "http.server"` finds them without any file on disk. They run in the CraftOS
+//! environment: its globals stay available, and `cqueues.lua` runs lua-http's coroutines on the
+//! same event loop as everything else.
+
+pub mod server;
 
 use mlua::{Lua, Table};
 
-/// The built-in modules: the name scripts `require`, and the source.
-const MODULES: &[(&str, &str)] = &[("http.version", include_str!("version.lua"))];
+use crate::craftos::{Api, Context};
 
-/// Registers every module in `package.preload`.
-pub fn install(lua: &Lua) -> mlua::Result<()> {
+/// The built-in modules: the name scripts `require`, and the source. Each chunk receives
+/// `(native, support, craftos_native)` and returns the module (the pure-Lua ones, `http.headers`
+/// and `http.util`, ignore them).
+const MODULES: &[(&str, &str)] = &[
+    ("http.version", include_str!("version.lua")),
+    ("http.headers", include_str!("headers.lua")),
+    ("http.util", include_str!("util.lua")),
+    ("cqueues", include_str!("cqueues.lua")),
+    ("cqueues.condition", include_str!("condition.lua")),
+    ("cqueues.errno", include_str!("errno.lua")),
+    ("http.server", include_str!("server.lua")),
+];
+
+/// Registers every module in `package.preload`, with the natives they need.
+pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<()> {
+    let native = lua.create_table()?;
+    server::install(lua, &native, ctx)?;
+    native.set("stream_ready", crate::event::STREAM_READY)?;
+    native.set("stream_event", server::STREAM_EVENT)?;
+    native.set("websocket_event", crate::ws::STREAM_WEBSOCKET)?;
     let package: Table = lua.globals().get("package")?;
     let preload: Table = package.get("preload")?;
+    let bind = lua
+        .load(
+            "local chunk, native, support, craftos = ...\n\
+             return function(...) return chunk(native, support, craftos, ...) end",
+        )
+        .set_name("=ccserve/luahttp")
+        .into_function()?;
     for (name, source) in MODULES {
-        let loader = lua
+        let chunk = lua
             .load(*source)
             .set_name(format!("=ccserve/{name}"))
             .into_function()?;
+        let loader: mlua::Function = bind.call((
+            chunk,
+            native.clone(),
+            api.support.clone(),
+            api.native.clone(),
+        ))?;
         preload.set(*name, loader)?;
     }
     Ok(())

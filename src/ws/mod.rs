@@ -28,12 +28,22 @@ pub enum WsOrigin {
         /// The bound port.
         port: u16,
     },
+    /// A connection an HTTP exchange handed over after its `101` (lua-http's
+    /// `http.websocket.new_from_stream`): internal `ccserve_websocket` events keyed by the
+    /// exchange's id, which the API's Lua half routes to the waiting coroutine.
+    Stream {
+        /// The exchange's id.
+        id: u64,
+    },
     /// `http.websocket(url)`: `websocket_*` events keyed by URL.
     Client {
         /// The URL as the script gave it.
         url: String,
     },
 }
+
+/// The event name of every [`WsOrigin::Stream`] connection event.
+pub const STREAM_WEBSOCKET: &str = "ccserve_websocket";
 
 /// What happened on a connection.
 #[derive(Debug)]
@@ -70,6 +80,7 @@ impl WsEvent {
     /// The Lua event name.
     pub fn name(&self) -> &'static str {
         match (&self.origin, &self.kind) {
+            (WsOrigin::Stream { .. }, _) => STREAM_WEBSOCKET,
             (WsOrigin::Server { .. }, WsEventKind::Connected(_)) => "websocket_server_connect",
             (WsOrigin::Server { .. }, WsEventKind::Message(..)) => "websocket_server_message",
             (WsOrigin::Server { .. }, _) => "websocket_server_closed",

@@ -68,7 +68,8 @@ impl WsServer {
         config: Arc<Config>,
         events: EventSender,
     ) -> io::Result<WsServer> {
-        let (socket, listener, local_addr) = net::bind(SocketAddr::new(config.bind, port))?;
+        let (socket, listener, local_addr) =
+            net::bind(SocketAddr::new(config.bind, port), false, None)?;
         let shared = Arc::new(Shared {
             port: local_addr.port(),
             legacy,

@@ -1,0 +1,414 @@
+//! The native half of `http.server` (`server.lua` beside it): listeners whose requests arrive as
+//! streams, and the stream methods the Lua half builds lua-http's stream object from.
+//!
+//! A stream is one request/response exchange on the streaming engine: its body is read piece by
+//! piece as the script asks, and its response goes out as parts. Nothing here waits: a read or a
+//! write that cannot complete now returns "pending", and the Lua half suspends the handler's
+//! coroutine until the exchange's [`STREAM_READY`](crate::event::STREAM_READY) event.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::{Lua, MultiValue, Table, Value};
+
+use crate::craftos::args::{self, native, nothing, values, Fail, NResult};
+use crate::craftos::Context;
+use crate::event::IncomingRequest;
+use crate::http::body::BodyError;
+use crate::http::exchange::{BodyPoll, Exchange, Part, PushError, Room};
+use crate::http::listener::{BodyMode, Listener, ListenerOptions};
+use crate::http::response::{valid_header_name, valid_header_value, ResponseHead};
+use crate::ws::connection::Limits;
+use crate::ws::WsOrigin;
+
+/// The event requests to lua-http servers arrive as (internal: the Lua half's loop takes it).
+pub const STREAM_EVENT: &str = "ccserve_http_stream";
+
+/// The userdata behind a lua-http stream: the request and its exchange. Dropping it while the
+/// response is open answers `500` (the guard's rule).
+pub struct Stream {
+    request: IncomingRequest,
+    /// The listener the stream came from.
+    server: u64,
+}
+
+impl Stream {
+    fn exchange(&self) -> &Exchange {
+        self.request.guard.exchange()
+    }
+}
+
+/// Builds the event values for a request to a lua-http listener:
+/// `STREAM_EVENT, server id, stream userdata, exchange id`.
+pub fn event_values(lua: &Lua, request: IncomingRequest) -> mlua::Result<MultiValue> {
+    request.guard.exchange().mark_delivered();
+    let server = u64::from(request.port);
+    let id = request.guard.exchange().id();
+    // The listener's id travels in the port field's place: see `listen` (ids are ports here).
+    let ud = lua.create_any_userdata(Stream { request, server })?;
+    Ok(MultiValue::from_vec(vec![
+        Value::String(lua.create_string(STREAM_EVENT)?),
+        args::int_value(server as i64),
+        Value::UserData(ud),
+        args::int_value(id as i64),
+    ]))
+}
+
+/// The address family number cqueues reports (`AF_INET` 2, `AF_INET6` 10).
+fn family(addr: &SocketAddr) -> i64 {
+    match addr.ip() {
+        IpAddr::V4(_) => 2,
+        IpAddr::V6(_) => 10,
+    }
+}
+
+/// `family, ip, port` of an address, as cqueues' `localname`/`peername` return them (`0`,
+/// `AF_UNSPEC`, and two nils for an unknown one).
+fn name_values(lua: &Lua, addr: Option<SocketAddr>) -> NResult<Vec<Value>> {
+    Ok(match addr {
+        Some(a) => vec![
+            Value::Integer(family(&a) as mlua::Integer),
+            Value::String(lua.create_string(a.ip().to_string())?),
+            Value::Integer(mlua::Integer::from(a.port())),
+        ],
+        None => vec![Value::Integer(0), Value::Nil, Value::Nil],
+    })
+}
+
+/// Runs `f` on the stream userdata given first.
+fn with_stream<R>(args: &[Value], f: impl FnOnce(&mut Stream) -> NResult<R>) -> NResult<R> {
+    match args.first() {
+        Some(Value::UserData(ud)) => f(&mut *ud.borrow_mut::<Stream>()?),
+        _ => Err(Fail::Script(
+            "stream method called without its stream".into(),
+        )),
+    }
+}
+
+/// The errno name a body failure is reported with.
+fn body_errno(e: &BodyError) -> &'static str {
+    match e {
+        BodyError::TooLarge => "E2BIG",
+        BodyError::Timeout => "ETIMEDOUT",
+        BodyError::Malformed => "EILSEQ",
+        BodyError::Vanished => "EPIPE",
+    }
+}
+
+/// An optional boolean option of `opts`.
+fn opt_bool(opts: &Table, name: &str) -> NResult<Option<bool>> {
+    match opts.get::<Value>(name)? {
+        Value::Nil => Ok(None),
+        Value::Boolean(b) => Ok(Some(b)),
+        _ => Err(Fail::Script(format!("'{name}' must be a boolean"))),
+    }
+}
+
+/// An optional positive number of seconds of `opts`.
+fn opt_seconds(opts: &Table, name: &str) -> NResult<Option<Duration>> {
+    match opts.get::<Value>(name)? {
+        Value::Nil => Ok(None),
+        Value::Integer(i) if i > 0 => Ok(Some(Duration::from_secs(i as u64))),
+        Value::Number(n) if n.is_finite() && n > 0.0 => Ok(Duration::try_from_secs_f64(n).ok()),
+        _ => Err(Fail::Script(format!(
+            "'{name}' must be a positive number of seconds"
+        ))),
+    }
+}
+
+/// Fills `native` with the functions `server.lua` uses.
+pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
+    let c = ctx.clone();
+    let open = ctx.stream_listeners.clone();
+    // listen(host, port, options) -> server id, family, ip, port | nil, message
+    native_tbl.set(
+        "listen",
+        native(lua, move |lua, args| {
+            let host = args::bytes(lua, args, 1)?;
+            let port = args::integer(lua, args, 2)?;
+            let Ok(port) = u16::try_from(port) else {
+                return Err(Fail::Script(format!("port {port} out of range (0-65535)")));
+            };
+            let opts = match args.get(2) {
+                Some(Value::Table(t)) => t.clone(),
+                _ => lua.create_table()?,
+            };
+            let host = String::from_utf8_lossy(&host).into_owned();
+            let ip: IpAddr = match host.as_str() {
+                "*" | "" => c.config.bind,
+                "localhost" => IpAddr::from([127, 0, 0, 1]),
+                h => h
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| {
+                        Fail::Script(format!(
+                        "host '{host}' is not an IP address (ccserve binds addresses, not names)"
+                    ))
+                    })?,
+            };
+            let mut config = (*c.config).clone();
+            if let Some(n) = opts.get::<Option<f64>>("max_concurrent")? {
+                if n.is_finite() && n >= 1.0 {
+                    config.max_connections = n as usize;
+                }
+            }
+            if let Some(d) = opt_seconds(&opts, "connection_setup_timeout")? {
+                config.header_timeout = d;
+            }
+            if let Some(d) = opt_seconds(&opts, "intra_stream_timeout")? {
+                config.keep_alive_timeout = d;
+            }
+            let options = ListenerOptions {
+                body_mode: BodyMode::Streamed,
+                event: STREAM_EVENT,
+                reuse_port: opt_bool(&opts, "reuseport")?.unwrap_or(false),
+                v6_only: opt_bool(&opts, "v6only")?,
+            };
+            let addr = SocketAddr::new(ip, port);
+            let listener = match Listener::start(
+                addr,
+                options,
+                Arc::new(config),
+                c.sender.clone(),
+                c.tracker.clone(),
+            ) {
+                Ok(l) => l,
+                Err(e) => {
+                    let msg = format!("{}: {addr}", crate::craftos::http::bind_reason(&e));
+                    return Ok(values(vec![
+                        Value::Nil,
+                        Value::String(lua.create_string(msg)?),
+                        Value::Integer(e.raw_os_error().unwrap_or(0) as mlua::Integer),
+                    ]));
+                }
+            };
+            // Requests carry the listener's port; a server is keyed by it.
+            let local = listener.local_addr();
+            if let Some(mut old) = open.borrow_mut().insert(local.port(), listener) {
+                old.stop(); // a port shared with SO_REUSEPORT by an earlier server
+            }
+            let mut out = vec![args::int_value(i64::from(local.port()))];
+            out.extend(name_values(lua, Some(local))?);
+            Ok(values(out))
+        })?,
+    )?;
+
+    let open = ctx.stream_listeners.clone();
+    native_tbl.set(
+        "close",
+        native(lua, move |lua, args| {
+            let id = args::integer(lua, args, 1)?;
+            let removed = u16::try_from(id)
+                .ok()
+                .and_then(|port| open.borrow_mut().remove(&port));
+            if let Some(mut listener) = removed {
+                listener.stop();
+            }
+            Ok(nothing())
+        })?,
+    )?;
+
+    // info(stream) -> method, target, minor version, headers {name, value, ...}, connection id,
+    // server id, peer family, ip, port, local family, ip, port.
+    native_tbl.set(
+        "info",
+        native(lua, |lua, args| {
+            with_stream(args, |s| {
+                let r = &s.request;
+                let headers = lua.create_table_with_capacity(r.headers.len() * 2, 0)?;
+                for (i, (name, value)) in r.headers.iter().enumerate() {
+                    headers.raw_set(i * 2 + 1, name.as_str())?;
+                    headers.raw_set(i * 2 + 2, lua.create_string(value)?)?;
+                }
+                let mut out = vec![
+                    Value::String(lua.create_string(&r.method)?),
+                    Value::String(lua.create_string(&r.target)?),
+                    Value::Integer(mlua::Integer::from(r.minor_version)),
+                    Value::Table(headers),
+                    args::int_value(r.connection as i64),
+                    args::int_value(s.server as i64),
+                ];
+                out.extend(name_values(lua, r.peer)?);
+                out.extend(name_values(lua, r.local)?);
+                Ok(values(out))
+            })
+        })?,
+    )?;
+
+    // read(stream, max) -> data | true (end) | false, errno | nil (pending: wait for the event)
+    native_tbl.set(
+        "read",
+        native(lua, |lua, args| {
+            let max = args::integer(lua, args, 2)?.max(1) as usize;
+            with_stream(args, |s| {
+                Ok(match s.exchange().read_body(max) {
+                    BodyPoll::Data(d) => values(vec![Value::String(lua.create_string(d)?)]),
+                    BodyPoll::End => values(vec![Value::Boolean(true)]),
+                    BodyPoll::Pending => values(vec![Value::Nil]),
+                    BodyPoll::Failed(e) => values(vec![
+                        Value::Boolean(false),
+                        Value::String(lua.create_string(body_errno(&e))?),
+                    ]),
+                })
+            })
+        })?,
+    )?;
+
+    // room(stream) -> true (go on) | nil (pending) | false (the client has gone)
+    native_tbl.set(
+        "room",
+        native(lua, |_, args| {
+            with_stream(args, |s| {
+                let ex = s.exchange();
+                Ok(values(vec![if !ex.ask_room() {
+                    Value::Nil
+                } else {
+                    Value::Boolean(!ex.is_gone())
+                }]))
+            })
+        })?,
+    )?;
+
+    // head(stream, status, {name, value, ...}, length|nil) -> true | false, errno
+    native_tbl.set(
+        "head",
+        native(lua, |lua, args| {
+            let status = args::integer(lua, args, 2)?;
+            let Ok(status) = u16::try_from(status).map(|s| s.clamp(100, 999)) else {
+                return Err(args::bad_arg(2, "status out of range"));
+            };
+            let list = match args.get(2) {
+                Some(Value::Table(t)) => t.clone(),
+                _ => return Err(args::bad_type(args, 3, "table")),
+            };
+            let headers = header_list(&list)?;
+            let length = args::opt_number(lua, args, 4)?.map(|n| n as u64);
+            with_stream(args, |s| {
+                let part = if status == 100 {
+                    Part::Continue
+                } else {
+                    Part::Head(ResponseHead {
+                        status,
+                        reason: None,
+                        headers,
+                        length,
+                    })
+                };
+                push_result(lua, s.exchange().push(part))
+            })
+        })?,
+    )?;
+
+    // data(stream, bytes, end) -> true | nil (full: wait before the next) | false, errno
+    native_tbl.set(
+        "data",
+        native(lua, |lua, args| {
+            let data = args::bytes(lua, args, 2)?;
+            let end = args::truthy(args, 3);
+            with_stream(args, |s| {
+                let ex = s.exchange();
+                let mut result = Ok(Room::Free);
+                if !data.is_empty() {
+                    result = ex.push(Part::Data(data));
+                }
+                if end && result.is_ok() {
+                    result = ex.push(Part::End);
+                }
+                push_result(lua, result)
+            })
+        })?,
+    )?;
+
+    // shutdown(stream): finishes the exchange as lua-http does when a handler returns: `503` if
+    // no head was sent; a response left unfinished is cut off.
+    native_tbl.set(
+        "shutdown",
+        native(lua, |_, args| {
+            with_stream(args, |s| {
+                s.exchange().abandon(503);
+                Ok(nothing())
+            })
+        })?,
+    )?;
+
+    // websocket(stream, {name, value, ...}) -> true | false, errno: sends the 101 head with
+    // these headers and hands the connection to a WebSocket reader/writer; its events carry the
+    // exchange id.
+    let c = ctx.clone();
+    native_tbl.set(
+        "websocket",
+        native(lua, move |lua, args| {
+            let list = match args.get(1) {
+                Some(Value::Table(t)) => t.clone(),
+                _ => return Err(args::bad_type(args, 2, "table")),
+            };
+            let headers = header_list(&list)?;
+            let events = c.sender.clone();
+            let limits = Limits::of(&c.config);
+            with_stream(args, |s| {
+                let ex = s.exchange();
+                let origin = WsOrigin::Stream { id: ex.id() };
+                let head = Part::Head(ResponseHead {
+                    status: 101,
+                    reason: None,
+                    headers,
+                    length: None,
+                });
+                let result = ex.push(head).and_then(|_| {
+                    ex.push(Part::Upgrade(Box::new(move |upgraded| {
+                        crate::ws::server::serve_upgraded(upgraded, origin, &events, limits)
+                    })))
+                });
+                push_result(lua, result)
+            })
+        })?,
+    )?;
+    Ok(())
+}
+
+/// Header fields from a flat list `{name, value, name, value, ...}` (built by `server.lua`
+/// from a headers object, pseudo-headers removed).
+fn header_list(list: &Table) -> NResult<Vec<(String, Vec<u8>)>> {
+    let mut headers = Vec::new();
+    for i in (1..=list.raw_len()).step_by(2) {
+        let name: mlua::LuaString = list.raw_get(i)?;
+        let value: mlua::LuaString = list.raw_get(i + 1)?;
+        let (name, value) = (name.as_bytes(), value.as_bytes());
+        if !valid_header_name(&name) {
+            return Err(Fail::Script(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        if !valid_header_value(&value) {
+            return Err(Fail::Script(format!(
+                "invalid value for header {:?}: it contains CR, LF or NUL",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        // A valid name is ASCII.
+        headers.push((String::from_utf8_lossy(&name).into_owned(), value.to_vec()));
+    }
+    Ok(headers)
+}
+
+/// What a push reports to Lua: `true`, `nil` when the buffer is full, or `false, errno`.
+fn push_result(lua: &Lua, result: Result<Room, PushError>) -> NResult<MultiValue> {
+    Ok(match result {
+        Ok(Room::Free) => values(vec![Value::Boolean(true)]),
+        Ok(Room::Full) => values(vec![Value::Nil]),
+        Err(e) => {
+            let errno = match e {
+                PushError::Gone => "EPIPE",
+                PushError::Closed => "ESTALE",
+                PushError::HeadSent => "EINVAL",
+            };
+            values(vec![
+                Value::Boolean(false),
+                Value::String(lua.create_string(errno)?),
+            ])
+        }
+    })
+}
