@@ -60,6 +60,11 @@ impl ConnHandle {
     pub fn new(link: Link) -> ConnHandle {
         ConnHandle { link }
     }
+
+    /// The connection's controls (lua-http's WebSocket objects send through them too).
+    pub fn control(&self) -> &Control {
+        &self.link.0
+    }
 }
 
 fn with<T: 'static, R>(args: &[Value], f: impl FnOnce(&T) -> NResult<R>) -> NResult<R> {

@@ -6,6 +6,7 @@
 //! same event loop as everything else.
 
 pub mod server;
+pub mod websocket;
 
 use mlua::{Lua, Table};
 
@@ -22,12 +23,15 @@ const MODULES: &[(&str, &str)] = &[
     ("cqueues.condition", include_str!("condition.lua")),
     ("cqueues.errno", include_str!("errno.lua")),
     ("http.server", include_str!("server.lua")),
+    ("http.websocket", include_str!("websocket.lua")),
+    ("http.request", include_str!("request.lua")),
 ];
 
 /// Registers every module in `package.preload`, with the natives they need.
 pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<()> {
     let native = lua.create_table()?;
     server::install(lua, &native, ctx)?;
+    websocket::install(lua, &native)?;
     native.set("stream_ready", crate::event::STREAM_READY)?;
     native.set("stream_event", server::STREAM_EVENT)?;
     native.set("websocket_event", crate::ws::STREAM_WEBSOCKET)?;

@@ -35,6 +35,8 @@ pub enum Out {
     Raw(Vec<u8>),
     /// A message from the script.
     Message { data: Vec<u8>, binary: bool },
+    /// A ping or pong frame from the script (opcode 9 or 10).
+    Control { ping: bool, data: Vec<u8> },
     /// Send a Close frame, then stop.
     Close { code: u16, reason: String },
     /// Stop without sending anything more.
@@ -123,6 +125,20 @@ impl Control {
         }
         self.out
             .send(Out::Message { data, binary })
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Queues a ping (or, with `ping` false, an unsolicited pong) carrying `data` (at most 125
+    /// bytes, the limit of a control frame).
+    pub fn control_frame(&self, ping: bool, data: Vec<u8>) -> Result<(), SendError> {
+        if data.len() > 125 {
+            return Err(SendError::TooLarge);
+        }
+        if self.is_closed() {
+            return Err(SendError::Closed);
+        }
+        self.out
+            .send(Out::Control { ping, data })
             .map_err(|_| SendError::Closed)
     }
 
@@ -305,7 +321,7 @@ fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUs
         }
         let result = match out {
             // After our own Close frame, nothing else may follow.
-            Out::Raw(_) | Out::Message { .. } if closing => Ok(()),
+            Out::Raw(_) | Out::Message { .. } | Out::Control { .. } if closing => Ok(()),
             Out::Raw(bytes) => ws
                 .get_mut()
                 .write_all(&bytes)
@@ -315,6 +331,11 @@ fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUs
                 // Text goes out as the script's bytes, unchecked, as in CraftOS-PC.
                 ws.send(Message::Frame(Frame::message(data, opcode, true)))
             }
+            Out::Control { ping, data } => ws.send(if ping {
+                Message::Ping(data.into())
+            } else {
+                Message::Pong(data.into())
+            }),
             Out::Close { code, reason } => {
                 closing = true;
                 let frame = CloseFrame {
