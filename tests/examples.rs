@@ -236,3 +236,63 @@ fn webify_style_example_serves_a_json_api_with_routing() {
     assert_eq!(r.status, 404);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn luahttp_hello_example_says_hello_and_heads_carry_no_body() {
+    let ex = start("luahttp_hello.lua");
+    let r = request(ex.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "Hello, world!\n");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    let mut s = connect(ex.port);
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let head = read_response(&mut s, true).expect("HEAD response");
+    assert_eq!(head.status, 200);
+    let after = read_response(&mut s, false).expect("the pipelined GET");
+    assert_eq!(after.text(), "Hello, world!\n");
+}
+
+#[test]
+fn luahttp_sse_example_streams_ticks_while_serving_others() {
+    let path = format!("{}/examples/luahttp_sse.lua", env!("CARGO_MANIFEST_DIR"));
+    // Port 0, and 0.05 s between ticks.
+    let mut ex = Server::spawn_exact(&["-v", "--bind", "127.0.0.1", &path, "0", "0.05"]);
+    ex.port = ex
+        .stderr_line_containing("listening on ", WAIT)
+        .and_then(|line| line.rsplit(':').next()?.trim().parse().ok())
+        .expect("listening");
+    let mut events = connect(ex.port);
+    events
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut served_other = false;
+    while !String::from_utf8_lossy(&got).contains("data: tick 3 ") {
+        let n = std::io::Read::read(&mut events, &mut buf).expect("event bytes");
+        assert!(n > 0, "stream ended");
+        got.extend_from_slice(&buf[..n]);
+        // Another client is served while the stream goes on.
+        if !served_other && String::from_utf8_lossy(&got).contains("data: tick 1 ") {
+            let page = request(ex.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert!(page.text().contains("EventSource"), "{}", page.text());
+            served_other = true;
+        }
+    }
+    assert!(served_other);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    assert!(text.contains("Transfer-Encoding: chunked"), "{text}");
+}
+
+#[test]
+fn luahttp_ws_echo_example_echoes_and_refuses_plain_requests() {
+    let ex = start("luahttp_ws_echo.lua");
+    let mut ws = ws_connect(ex.port);
+    ws.send(tungstenite::Message::text("over lua-http"))
+        .unwrap();
+    assert_eq!(ws_text(&ex, &mut ws), "over lua-http");
+    let r = request(ex.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 426);
+}
