@@ -16,13 +16,12 @@
 
 mod common;
 
-use common::{median, thousands, Ccserve, ProcStatus};
+use common::wrk::{run_wrk, WrkResult};
+use common::{median, thousands, Ccserve};
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BODY: &[u8] = b"Hello, world!\n";
 const CONNECTIONS: [u32; 3] = [1, 32, 256];
@@ -76,130 +75,6 @@ impl Drop for Baseline {
     }
 }
 
-/// What one wrk run reported.
-#[derive(Clone, Debug, Default)]
-struct WrkResult {
-    requests_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-    requests: u64,
-    /// connect, read, write, timeout.
-    socket_errors: [u64; 4],
-    non_2xx: u64,
-    /// Peak thread count of the server process during the run.
-    peak_threads: u64,
-}
-
-/// Parses a wrk duration such as `68.00us`, `1.02ms`, `2.00s`, `1.00m`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "us" => value / 1e6,
-        "ms" => value / 1e3,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
-}
-
-/// Parses wrk's `--latency` output.
-fn parse_wrk(output: &str) -> Result<WrkResult, String> {
-    let mut result = WrkResult::default();
-    let (mut rps, mut p50, mut p99, mut requests) = (None, None, None, None);
-    for line in output.lines().map(str::trim) {
-        let mut words = line.split_whitespace();
-        let first = words.next().unwrap_or("");
-        match first {
-            "50%" => p50 = words.next().and_then(parse_duration),
-            "99%" => p99 = words.next().and_then(parse_duration),
-            "Requests/sec:" => rps = words.next().and_then(|w| w.parse::<f64>().ok()),
-            _ if line.contains(" requests in ") => requests = first.parse::<u64>().ok(),
-            _ => {}
-        }
-        if let Some(rest) = line.strip_prefix("Socket errors:") {
-            // "connect 0, read 0, write 0, timeout 0"
-            for (i, part) in rest.split(',').enumerate().take(4) {
-                result.socket_errors[i] = part
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| format!("bad socket errors line: {line}"))?;
-            }
-        }
-        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            result.non_2xx = rest
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad non-2xx line: {line}"))?;
-        }
-    }
-    let missing = |what: &str| format!("no {what} in wrk output:\n{output}");
-    result.requests_per_sec = rps.ok_or_else(|| missing("Requests/sec"))?;
-    result.p50 = p50.ok_or_else(|| missing("50% latency"))?;
-    result.p99 = p99.ok_or_else(|| missing("99% latency"))?;
-    result.requests = requests.ok_or_else(|| missing("request count"))?;
-    Ok(result)
-}
-
-/// Runs wrk against 127.0.0.1:`port` with `connections` connections for `seconds`, sampling the
-/// thread count of `status_path` (the server process) during the run.
-fn run_wrk(port: u16, connections: u32, seconds: u64, status_path: &str) -> WrkResult {
-    let threads = if connections == 1 { 1 } else { 2 };
-    let mut child = Command::new("wrk")
-        .arg("--latency")
-        .arg(format!("-t{threads}"))
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{seconds}s"))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wrk (apt-get install wrk)");
-    // Sample the server's thread count while wrk runs (every 20 ms).
-    let done = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (done, peak, path) = (done.clone(), peak.clone(), status_path.to_string());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(ProcStatus::read(&path).threads, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
-    // wrk ends on its own after `seconds`; bound it anyway so a hang fails the bench.
-    let deadline = Instant::now() + Duration::from_secs(seconds + 30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll wrk") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            done.store(true, Ordering::Relaxed);
-            panic!("wrk did not finish within {seconds} s + 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    done.store(true, Ordering::Relaxed);
-    sampler.join().expect("the thread sampler panicked");
-    let output = child.wait_with_output().expect("read wrk's output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        status.success(),
-        "wrk failed ({status}):\n{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut result = parse_wrk(&stdout).unwrap_or_else(|e| panic!("{e}"));
-    result.peak_threads = peak.load(Ordering::Relaxed);
-    result
-}
-
 /// Checks one `GET /` answers 200 with the hello body.
 fn check_hello(port: u16, who: &str) {
     let response = common::http_get_close(port);
@@ -214,16 +89,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    if Command::new("wrk")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("error: `wrk` is not on PATH; install it with `apt-get install wrk` (or run `bash bench/run.sh`, which does)");
-        std::process::exit(1);
-    }
+    common::wrk::require();
     let seconds = common::env_knob("CCSERVE_BENCH_SECONDS", 5);
     let rounds = common::rounds();
     let machine = common::machine();

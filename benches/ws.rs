@@ -18,22 +18,17 @@
 
 mod common;
 
+use common::ws_client::{
+    concurrent, median_run, sequential, Run, CLIENTS, CLIENT_MESSAGES, SEQUENTIAL_MESSAGES,
+};
 use common::{median, quantile, thousands, Ccserve};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
-
-const PAYLOAD: &str = "0123456789abcdef0123456789abcdef"; // 32 bytes
-const WARMUP: usize = 200;
-const SEQUENTIAL_MESSAGES: usize = 10_000;
-const CLIENTS: usize = 50;
-const CLIENT_MESSAGES: usize = 1_000;
-/// Warm-up messages per client in the concurrent workload (before the barrier).
-const CLIENT_WARMUP: usize = 10;
+use std::time::Duration;
+use tungstenite::Message;
 
 /// The baseline: a raw tungstenite echo server, one thread per client, in this process.
 struct Baseline {
@@ -99,130 +94,12 @@ impl Drop for Baseline {
     }
 }
 
-fn ws_connect(port: u16) -> WebSocket<TcpStream> {
-    let stream = common::connect(port);
-    let (ws, _) = tungstenite::client::client(format!("ws://127.0.0.1:{port}/"), stream)
-        .unwrap_or_else(|e| panic!("websocket handshake with 127.0.0.1:{port}: {e}"));
-    ws
-}
-
-/// Sends one message and waits for its echo; returns the round-trip time.
-fn round_trip(ws: &mut WebSocket<TcpStream>) -> Duration {
-    let start = Instant::now();
-    ws.send(Message::text(PAYLOAD))
-        .expect("send a message (server gone?)");
-    loop {
-        match ws
-            .read()
-            .expect("read the echo (server gone, or no echo within the timeout)")
-        {
-            Message::Text(text) => {
-                let elapsed = start.elapsed();
-                assert_eq!(text.as_str(), PAYLOAD, "wrong echo");
-                return elapsed;
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected message instead of the echo: {other:?}"),
-        }
-    }
-}
-
-fn close(mut ws: WebSocket<TcpStream>) {
-    let _ = ws.close(None);
-    let _ = ws.flush();
-}
-
-/// Results of one workload on one server.
-#[derive(Clone, Debug)]
-struct Run {
-    messages_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-    /// Concurrent workload only: each client's finish time since the common start, sorted.
-    finish: Vec<Duration>,
-}
-
-impl Run {
-    fn new(mut rtts: Vec<Duration>, elapsed: Duration, finish: Vec<Duration>) -> Run {
-        rtts.sort_unstable();
-        Run {
-            messages_per_sec: rtts.len() as f64 / elapsed.as_secs_f64(),
-            p50: quantile(&rtts, 0.50),
-            p99: quantile(&rtts, 0.99),
-            finish,
-        }
-    }
-
-    fn starved(&self) -> bool {
-        let max = self.finish.last().copied().unwrap_or_default();
-        max > 2 * quantile(&self.finish, 0.5)
-    }
-}
-
-fn sequential(port: u16) -> Run {
-    let mut ws = ws_connect(port);
-    for _ in 0..WARMUP {
-        round_trip(&mut ws);
-    }
-    let mut rtts = Vec::with_capacity(SEQUENTIAL_MESSAGES);
-    let start = Instant::now();
-    for _ in 0..SEQUENTIAL_MESSAGES {
-        rtts.push(round_trip(&mut ws));
-    }
-    let elapsed = start.elapsed();
-    close(ws);
-    Run::new(rtts, elapsed, Vec::new())
-}
-
-fn concurrent(port: u16) -> Run {
-    let barrier = Arc::new(Barrier::new(CLIENTS + 1));
-    let clients: Vec<JoinHandle<(Vec<Duration>, Instant)>> = (0..CLIENTS)
-        .map(|_| {
-            let barrier = barrier.clone();
-            // Connect and warm up here, so a failure panics before anyone waits on the barrier.
-            let mut ws = ws_connect(port);
-            for _ in 0..CLIENT_WARMUP {
-                round_trip(&mut ws);
-            }
-            std::thread::spawn(move || {
-                barrier.wait();
-                let rtts: Vec<Duration> =
-                    (0..CLIENT_MESSAGES).map(|_| round_trip(&mut ws)).collect();
-                let finished = Instant::now();
-                close(ws);
-                (rtts, finished)
-            })
-        })
-        .collect();
-    barrier.wait();
-    let start = Instant::now();
-    let mut rtts = Vec::with_capacity(CLIENTS * CLIENT_MESSAGES);
-    let mut finish = Vec::with_capacity(CLIENTS);
-    for client in clients {
-        let (client_rtts, finished) = client
-            .join()
-            .expect("a client thread failed (see its panic message above)");
-        rtts.extend(client_rtts);
-        finish.push(finished.saturating_duration_since(start));
-    }
-    finish.sort_unstable();
-    let elapsed = *finish.last().expect("at least one client");
-    Run::new(rtts, elapsed, finish)
-}
-
 fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
-/// The run with the median messages/s (the lower middle for an even count).
-fn median_run(runs: &[Run]) -> &Run {
-    let mut sorted: Vec<&Run> = runs.iter().collect();
-    sorted.sort_by(|a, b| a.messages_per_sec.total_cmp(&b.messages_per_sec));
-    sorted[(sorted.len() - 1) / 2]
 }
 
 fn main() {

@@ -1,10 +1,15 @@
 //! Helpers shared by the benchmarks in `benches/`: start the real `ccserve` binary (built with the
 //! bench profile, i.e. release settings) on a free 127.0.0.1 port, read its memory and thread
 //! count from `/proc`, small statistics, the environment knobs, and writing the markdown results.
+//! Submodules: [`wrk`] (running and parsing `wrk --latency`) and [`ws_client`] (the compiled
+//! WebSocket echo client and its workloads).
 //!
 //! Every wait here is a bounded poll of a condition; nothing sleeps to synchronise.
 
 #![allow(dead_code)]
+
+pub mod wrk;
+pub mod ws_client;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -158,6 +163,38 @@ impl ProcStatus {
     }
 }
 
+/// CPU time (user + system, all threads, in seconds) the process `pid` has used so far, from
+/// `utime` and `stime` of `/proc/PID/stat`, in clock ticks (`getconf CLK_TCK`, 100 on Linux).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    // Then field 3 (state) is index 0, utime (14) index 11, stime (15) index 12.
+    let close = text
+        .rfind(')')
+        .unwrap_or_else(|| panic!("no command name in {path}"));
+    let after = &text[close + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> u64 {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_else(|| panic!("no field {} in {path}", i + 3))
+    };
+    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
+}
+
+/// `sysconf(_SC_CLK_TCK)`: the unit of the times in `/proc/PID/stat`.
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions; it returns -1 for an unknown name.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
 /// Polls the thread count of `/proc/PID/status` at `path` until `done(threads)` holds or
 /// `timeout` passes; returns `Ok(threads)` or `Err(last threads seen)`.
 pub fn wait_threads(path: &str, timeout: Duration, done: impl Fn(u64) -> bool) -> Result<u64, u64> {
@@ -274,10 +311,15 @@ pub fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown kernel".into());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
+    let load = load_average();
     format!("{cores} cores, {cpu}, Linux {kernel}, load average at start {load}")
+}
+
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg` (`"0.52 0.61 0.70"`).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// One line naming the ccserve binary under test and its size.
@@ -293,15 +335,22 @@ pub fn binary() -> String {
     )
 }
 
-/// Prints `markdown` and writes it to `<target dir>/bench-results/<name>.md`, where the target
-/// dir is `$CARGO_TARGET_DIR`, else `./target` of the repository.
-pub fn publish(name: &str, markdown: &str) {
-    print!("\n{markdown}");
+/// `<target dir>/bench-results` (created if missing), where the target dir is
+/// `$CARGO_TARGET_DIR`, else `./target` of the repository.
+pub fn results_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
     let dir = target.join("bench-results");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
+}
+
+/// Prints `markdown` and writes it to `<target dir>/bench-results/<name>.md`, where the target
+/// dir is `$CARGO_TARGET_DIR`, else `./target` of the repository.
+pub fn publish(name: &str, markdown: &str) {
+    print!("\n{markdown}");
+    let dir = results_dir();
     let path = dir.join(format!("{name}.md"));
     std::fs::write(&path, markdown).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     println!("\n(written to {})", path.display());
