@@ -80,7 +80,6 @@ pub(crate) struct IncomingRequest {
     pub target: String,
     pub headers: Vec<(String, Vec<u8>)>,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    #[allow(dead_code)] // read by the streaming APIs (issue 16)
     pub minor_version: u8,
     /// The whole body, read before the request was handed over; empty when the listener streams
     /// bodies (they are read through the exchange, as the script asks).

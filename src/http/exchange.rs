@@ -25,7 +25,6 @@ use super::response::{Response, ResponseHead};
 use crate::event::{Event, EventSender};
 
 /// A piece of a response, in the order it goes out.
-#[cfg_attr(not(test), allow(dead_code))] // `Continue`, `Upgrade`: the streaming APIs (issue 16)
 pub enum Part {
     /// An interim `100 Continue` (before the head only).
     Continue,
@@ -56,7 +55,6 @@ impl std::fmt::Debug for Part {
 pub type Upgrade = Box<dyn FnOnce(Upgraded) + Send>;
 
 /// A connection handed over by [`Part::Upgrade`].
-#[cfg_attr(not(test), allow(dead_code))] // taken over by the streaming APIs (issue 16)
 pub struct Upgraded {
     /// The socket (other handles on it, kept to shut it down at stop, stay valid).
     pub stream: Arc<TcpStream>,
@@ -81,7 +79,6 @@ pub enum PushError {
 
 /// What a request-body read found.
 #[derive(Debug, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // `Pending`: the streaming APIs (issue 16)
 pub enum BodyPoll {
     /// The next piece of the body.
     Data(Vec<u8>),
@@ -185,7 +182,6 @@ impl Exchange {
     }
 
     /// The id [`Event::StreamReady`] carries: unique in the process.
-    #[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -292,9 +288,29 @@ impl Exchange {
 
     /// Queues `part` for a streaming API. A head, `End` and `Upgrade` finish what they must:
     /// after `End` or `Upgrade` the response is closed.
-    #[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
     pub fn push(&self, part: Part) -> Result<Room, PushError> {
+        self.push_all([part])
+    }
+
+    /// Queues several parts at once (one lock, one wake-up of the connection thread: a head, its
+    /// body and the end of a small response go out in one write). Stops at the first part that
+    /// is refused.
+    pub fn push_all(&self, parts: impl IntoIterator<Item = Part>) -> Result<Room, PushError> {
         let mut st = self.lock();
+        let mut result = Ok(());
+        for part in parts {
+            result = self.queue(&mut st, part);
+            if result.is_err() {
+                break;
+            }
+        }
+        let room = self.room(&mut st);
+        drop(st);
+        self.wake.notify_one();
+        result.map(|()| room)
+    }
+
+    fn queue(&self, st: &mut State, part: Part) -> Result<(), PushError> {
         if st.closed {
             return Err(PushError::Closed);
         }
@@ -310,10 +326,7 @@ impl Exchange {
             Part::Continue => {}
         }
         st.parts.push_back(part);
-        let room = self.room(&mut st);
-        drop(st);
-        self.wake.notify_one();
-        Ok(room)
+        Ok(())
     }
 
     /// Whether there is room; when there is none, the Lua side will be told once there is.
@@ -338,7 +351,6 @@ impl Exchange {
 
     /// The next piece of a streamed request body, at most `max` bytes: what an earlier read
     /// found, or [`BodyPoll::Pending`] while the connection thread reads.
-    #[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
     pub fn read_body(&self, max: usize) -> BodyPoll {
         let mut st = self.lock();
         if let Some(found) = st.body.take() {

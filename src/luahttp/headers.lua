@@ -38,19 +38,27 @@ local function flag_for(name, never_index)
     return not not never_index
 end
 
--- self._fields[i] = { name, value, never_index }; self._where[name] = { i1, i2, ... } ascending.
-local function reindex(self)
-    local where = {}
-    for i = 1, self._count do
-        local name = self._fields[i][1]
-        local list = where[name]
-        if list then list[#list + 1] = i else where[name] = { i } end
-    end
-    self._where = where
-end
+-- Fields live in the object itself, three slots each: self[3i-2] = name, self[3i-1] = value,
+-- self[3i] = never_index, for i = 1 .. self._count. One table per headers object, and lookups
+-- scan (a request has a handful of fields): building one per request is cheap.
 
 local function new()
-    return setmetatable({ _count = 0, _fields = {}, _where = {} }, mt)
+    return setmetatable({ _count = 0 }, mt)
+end
+
+-- Builds headers from a flat list {name, value, name, value, ...} of `count` pairs without
+-- checks (for ccserve's own request heads, whose names and values are already strings).
+local function from_list(list, count, h)
+    h = h or new()
+    local n = h._count
+    local j = 3 * n
+    for k = 1, 2 * count, 2 do
+        local name = list[k]
+        h[j + 1], h[j + 2], h[j + 3] = name, list[k + 1], secret[name] or false
+        j = j + 3
+    end
+    h._count = n + count
+    return h
 end
 
 --- Number of fields (also `#headers`).
@@ -66,12 +74,8 @@ end
 --- An independent copy.
 function methods:clone()
     local copy = new()
-    for i = 1, self._count do
-        local f = self._fields[i]
-        copy._fields[i] = { f[1], f[2], f[3] }
-    end
+    for k = 1, 3 * self._count do copy[k] = self[k] end
     copy._count = self._count
-    reindex(copy)
     return copy
 end
 
@@ -79,11 +83,9 @@ end
 function methods:append(name, value, never_index)
     check_name("append", name)
     value = check_value("append", value)
-    local i = self._count + 1
-    self._fields[i] = { name, value, flag_for(name, never_index) }
-    self._count = i
-    local list = self._where[name]
-    if list then list[#list + 1] = i else self._where[name] = { i } end
+    local j = 3 * self._count
+    self[j + 1], self[j + 2], self[j + 3] = name, value, flag_for(name, never_index)
+    self._count = self._count + 1
 end
 
 --- Iterator over every field in order: name, value, never_index.
@@ -92,56 +94,77 @@ function methods:each()
     return function(h)
         if i >= h._count then return nil end
         i = i + 1
-        local f = h._fields[i]
-        return f[1], f[2], f[3]
+        local j = 3 * i
+        return h[j - 2], h[j - 1], h[j]
     end, self
 end
 mt.__pairs = methods.each
 
 --- True if a field of that name exists.
 function methods:has(name)
-    return self._where[name] ~= nil
+    for j = 1, 3 * self._count, 3 do
+        if self[j] == name then return true end
+    end
+    return false
 end
 
 --- Removes every field of that name; true if there was one.
 function methods:delete(name)
-    local list = self._where[name]
-    if not list then return false end
-    local kept, n = {}, 0
-    for i = 1, self._count do
-        local f = self._fields[i]
-        if f[1] ~= name then
-            n = n + 1
-            kept[n] = f
+    local count, kept, found = self._count, 0, false
+    for i = 1, count do
+        local j = 3 * i
+        if self[j - 2] == name then
+            found = true
+        else
+            local k = 3 * kept
+            self[k + 1], self[k + 2], self[k + 3] = self[j - 2], self[j - 1], self[j]
+            kept = kept + 1
         end
     end
-    self._fields, self._count = kept, n
-    reindex(self)
-    return true
+    for k = 3 * kept + 1, 3 * count do self[k] = nil end
+    self._count = kept
+    return found
 end
 
 --- The i-th field as name, value, never_index (nil if there is none).
 function methods:geti(i)
-    local f = self._fields[i]
-    if f == nil then return nil end
-    return f[1], f[2], f[3]
+    if type(i) ~= "number" or i < 1 or i > self._count or i % 1 ~= 0 then return nil end
+    local j = 3 * i
+    return self[j - 2], self[j - 1], self[j]
 end
 
 --- Every value of that name, in order, as a sequence with its length in `.n`.
 function methods:get_as_sequence(name)
-    local list = self._where[name]
-    local out = { n = 0 }
-    if list then
-        for k = 1, #list do out[k] = self._fields[list[k]][2] end
-        out.n = #list
+    local out, n = {}, 0
+    for j = 1, 3 * self._count, 3 do
+        if self[j] == name then
+            n = n + 1
+            out[n] = self[j + 1]
+        end
     end
+    out.n = n
     return out
 end
 
 --- Every value of that name as multiple results; no results at all when it is missing.
 function methods:get(name)
-    local values = self:get_as_sequence(name)
-    return unpack(values, 1, values.n)
+    -- The common case, one field of that name, without a table.
+    local first, j, last = nil, 1, 3 * self._count
+    while j <= last do
+        if self[j] == name then
+            first = j
+            break
+        end
+        j = j + 3
+    end
+    if not first then return end
+    for k = first + 3, last, 3 do
+        if self[k] == name then
+            local values = self:get_as_sequence(name)
+            return unpack(values, 1, values.n)
+        end
+    end
+    return self[first + 1]
 end
 
 --- Every value of that name joined with ","; nil when it is missing.
@@ -191,44 +214,57 @@ end
 
 --- Replaces the i-th field's value and never_index flag; raises "invalid index" if there is none.
 function methods:modifyi(i, value, never_index)
-    local f = self._fields[i]
-    if f == nil then error("invalid index", 2) end
-    f[2] = check_value("modifyi", value)
-    f[3] = flag_for(f[1], never_index)
+    if type(i) ~= "number" or i < 1 or i > self._count or i % 1 ~= 0 then
+        error("invalid index", 2)
+    end
+    local j = 3 * i
+    self[j - 1] = check_value("modifyi", value)
+    self[j] = flag_for(self[j - 2], never_index)
 end
 
 --- Replaces the only field of that name, or appends one. A name with several fields is an error.
 function methods:upsert(name, value, never_index)
     check_name("upsert", name)
     value = check_value("upsert", value)
-    local list = self._where[name]
-    if list == nil then
-        return self:append(name, value, never_index)
+    local found
+    for j = 1, 3 * self._count, 3 do
+        if self[j] == name then
+            if found then error("Cannot upsert multi-valued field", 2) end
+            found = j
+        end
     end
-    if #list > 1 then error("Cannot upsert multi-valued field", 2) end
-    local f = self._fields[list[1]]
-    f[2] = value
-    f[3] = flag_for(name, never_index)
+    if not found then
+        local j = 3 * self._count
+        self[j + 1], self[j + 2], self[j + 3] = name, value, flag_for(name, never_index)
+        self._count = self._count + 1
+        return
+    end
+    self[found + 1] = value
+    self[found + 2] = flag_for(name, never_index)
 end
 
 --- Sorts in place: pseudo-headers first, then by name, then value, then never_index (true first);
 --- fields equal in all three keep their order.
 function methods:sort()
     local keyed = {}
-    for i = 1, self._count do keyed[i] = { field = self._fields[i], pos = i } end
+    for i = 1, self._count do
+        local j = 3 * i
+        keyed[i] = { self[j - 2], self[j - 1], self[j], i }
+    end
     table.sort(keyed, function(a, b)
-        local fa, fb = a.field, b.field
-        if fa[1] ~= fb[1] then
-            local pa, pb = fa[1]:sub(1, 1) == ":", fb[1]:sub(1, 1) == ":"
+        if a[1] ~= b[1] then
+            local pa, pb = a[1]:sub(1, 1) == ":", b[1]:sub(1, 1) == ":"
             if pa ~= pb then return pa end
-            return fa[1] < fb[1]
+            return a[1] < b[1]
         end
-        if fa[2] ~= fb[2] then return fa[2] < fb[2] end
-        if fa[3] ~= fb[3] then return fa[3] end
-        return a.pos < b.pos
+        if a[2] ~= b[2] then return a[2] < b[2] end
+        if a[3] ~= b[3] then return a[3] end
+        return a[4] < b[4]
     end)
-    for i = 1, self._count do self._fields[i] = keyed[i].field end
-    reindex(self)
+    for i = 1, self._count do
+        local j, f = 3 * i, keyed[i]
+        self[j - 2], self[j - 1], self[j] = f[1], f[2], f[3]
+    end
 end
 
 --- Writes one "prefix name: value" line per field to `file` (default io.stderr), then flushes.
@@ -236,14 +272,15 @@ function methods:dump(file, prefix)
     file = file or io.stderr
     prefix = prefix or ""
     for i = 1, self._count do
-        local f = self._fields[i]
-        assert(file:write(("%s%s: %s\n"):format(prefix, f[1], f[2])))
+        local j = 3 * i
+        assert(file:write(("%s%s: %s\n"):format(prefix, self[j - 2], self[j - 1])))
     end
     assert(file:flush())
 end
 
 return {
     new = new,
+    _from_list = from_list,
     methods = methods,
     mt = mt,
 }

@@ -301,6 +301,40 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         })?,
     )?;
 
+    // respond(stream, status, {name, value, ...}, length|nil, data|nil, end) -> as `data`: the
+    // head and the first data (and the end) in one push, so a small response leaves in one write.
+    native_tbl.set(
+        "respond",
+        native(lua, |lua, args| {
+            let status = args::integer(lua, args, 2)?;
+            let status = u16::try_from(status)
+                .ok()
+                .filter(|s| (101..=999).contains(s))
+                .ok_or_else(|| args::bad_arg(2, "status out of range"))?;
+            let list = match args.get(2) {
+                Some(Value::Table(t)) => t.clone(),
+                _ => return Err(args::bad_type(args, 3, "table")),
+            };
+            let headers = header_list(&list)?;
+            let length = args::opt_number(lua, args, 4)?.map(|n| n as u64);
+            let data = args::opt_bytes(lua, args, 5)?.unwrap_or_default();
+            let end = args::truthy(args, 6);
+            let mut parts = vec![Part::Head(ResponseHead {
+                status,
+                reason: None,
+                headers,
+                length,
+            })];
+            if !data.is_empty() {
+                parts.push(Part::Data(data));
+            }
+            if end {
+                parts.push(Part::End);
+            }
+            with_stream(args, |s| push_result(lua, s.exchange().push_all(parts)))
+        })?,
+    )?;
+
     // data(stream, bytes, end) -> true | nil (full: wait before the next) | false, errno
     native_tbl.set(
         "data",
@@ -308,15 +342,14 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             let data = args::bytes(lua, args, 2)?;
             let end = args::truthy(args, 3);
             with_stream(args, |s| {
-                let ex = s.exchange();
-                let mut result = Ok(Room::Free);
+                let mut parts = Vec::with_capacity(2);
                 if !data.is_empty() {
-                    result = ex.push(Part::Data(data));
+                    parts.push(Part::Data(data));
                 }
-                if end && result.is_ok() {
-                    result = ex.push(Part::End);
+                if end {
+                    parts.push(Part::End);
                 }
-                push_result(lua, result)
+                push_result(lua, s.exchange().push_all(parts))
             })
         })?,
     )?;

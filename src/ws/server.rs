@@ -238,7 +238,6 @@ fn serve_client(stream: &Arc<TcpStream>, shared: &Shared) {
 /// Serves a WebSocket connection that an HTTP exchange handed over after its `101` response
 /// (written by the exchange, so the handshake is done): starts its writer, announces it to the
 /// script as `origin`, and reads on the calling thread until the connection ends.
-#[cfg_attr(not(test), allow(dead_code))] // the streaming APIs (issue 16)
 pub fn serve_upgraded(upgraded: Upgraded, origin: WsOrigin, events: &EventSender, limits: Limits) {
     let stream = upgraded.stream;
     let pending =
