@@ -21,7 +21,9 @@ local cqueues = { VERSION = 20200726 }
 -- Scheduler state -------------------------------------------------------------------------------
 
 local tasks = {}      -- coroutine -> task {co, cq, wait}
-local ready = {}      -- FIFO of {task, values}, from ready_head to ready_tail
+-- FIFO of tasks to resume, from ready_head to ready_tail, each with the values to resume it
+-- with (a packed table, or nil for none).
+local ready_task, ready_values = {}, {}
 local ready_head, ready_tail = 1, 0
 local waiting = {}    -- key -> set of tasks waiting on it
 local hooks = {}      -- event name -> function(event) for events that feed modules (new streams)
@@ -31,7 +33,7 @@ local WAIT = {}       -- metatable of wait requests
 
 local function schedule(task, values)
     ready_tail = ready_tail + 1
-    ready[ready_tail] = { task, values }
+    ready_task[ready_tail], ready_values[ready_tail] = task, values
 end
 
 local function unregister(task)
@@ -85,13 +87,18 @@ local function current()
     return co and tasks[co]
 end
 
--- Runs `task` with `values`; returns false and the error if it raised.
+-- Runs `task` with `values` (packed, or nil); returns false and the error if it raised.
 local function step_task(task, values)
-    local out = pack(resume(task.co, unpack(values, 1, values.n)))
-    if not out[1] then
+    local ok, request
+    if values then
+        ok, request = resume(task.co, unpack(values, 1, values.n))
+    else
+        ok, request = resume(task.co)
+    end
+    if not ok then
         tasks[task.co] = nil
         task.cq.n = task.cq.n - 1
-        return false, out[2], task
+        return false, request, task
     end
     if status(task.co) == "dead" then
         tasks[task.co] = nil
@@ -99,7 +106,6 @@ local function step_task(task, values)
         if task.cq.n == 0 and task.cq.idle then task.cq.idle:signal() end
         return true
     end
-    local request = out[2]
     if getmetatable(request) == WAIT then
         register(task, request.keys, request.timeout)
     else
@@ -112,11 +118,11 @@ end
 -- Runs every ready task. Stops at the first error (returned).
 local function run_ready()
     while ready_head <= ready_tail do
-        local item = ready[ready_head]
-        ready[ready_head] = nil
+        local task, values = ready_task[ready_head], ready_values[ready_head]
+        ready_task[ready_head], ready_values[ready_head] = nil, nil
         ready_head = ready_head + 1
-        local ok, err, task = step_task(item[1], item[2])
-        if not ok then return false, err, task end
+        local ok, err, failed = step_task(task, values)
+        if not ok then return false, err, failed end
     end
     ready_head, ready_tail = 1, 0
     return true
@@ -196,7 +202,7 @@ local function wait_for(keys, timeout)
     end)
     probe.co = co
     tasks[co] = probe
-    schedule(probe, pack())
+    schedule(probe, nil)
     local ok, err = drive(function() return fired ~= nil end)
     tasks[co] = nil
     if not ok then error(err, 0) end
@@ -259,21 +265,25 @@ function cqueues.new()
     return setmetatable({ n = 0, idle = condition.new() }, controller_mt)
 end
 
+-- Manages `co`, first resumed with `values` (packed, or nil) at the next step.
+local function manage(cq, co, values)
+    local task = { co = co, cq = cq }
+    tasks[co] = task
+    cq.n = cq.n + 1
+    schedule(task, values)
+    return cq
+end
+
 -- Runs `f(...)` as a coroutine of this controller (it starts at the next step).
 function controller:wrap(f, ...)
     assert(type(f) == "function", "bad argument #1 to 'wrap' (function expected)")
-    local args = pack(...)
-    return self:attach(create(function() return f(unpack(args, 1, args.n)) end))
+    return manage(self, create(f), select("#", ...) > 0 and pack(...) or nil)
 end
 
 -- Manages the coroutine `co` (it starts at the next step).
 function controller:attach(co)
     assert(type(co) == "thread", "bad argument #1 to 'attach' (coroutine expected)")
-    local task = { co = co, cq = self }
-    tasks[co] = task
-    self.n = self.n + 1
-    schedule(task, pack())
-    return self
+    return manage(self, co, nil)
 end
 
 -- Runs until every coroutine of this controller has ended, or `timeout` seconds. Returns true,

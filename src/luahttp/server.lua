@@ -2,7 +2,13 @@
 -- (`server.rs` beside this file is the native half). Every stream runs `onstream(server, stream)`
 -- in a coroutine of the server's controller (`cqueues.lua`); a read of a body piece not yet
 -- arrived, or a write into a full buffer, suspends only that coroutine.
-local native = ...
+local raw_native, support = ...
+
+-- The natives, raising their errors (a native returns the error sentinel and a message).
+local native = {}
+for name, f in pairs(raw_native) do
+    native[name] = type(f) == "function" and support.wrap(f) or f
+end
 
 local cqueues = require("cqueues")
 local cc = require("cqueues.condition")
@@ -14,8 +20,11 @@ local wait_stream = cqueues._wait_stream
 
 -- Result helpers --------------------------------------------------------------------------------
 
--- lua-http's failure convention: nil, message, errno.
+-- lua-http's failure convention: nil, message, errno. A response the engine has already
+-- finished (the server closed, the response timeout) is a broken pipe to the script, as a
+-- connection gone is.
 local function fail(name)
+    if name == "ESTALE" then name = "EPIPE" end
     local n = ce[name] or ce.EINVAL
     return nil, ce.strerror(n), n
 end
@@ -39,8 +48,32 @@ function connection_methods:localname() return table.unpack(self.localaddr, 1, s
 function connection_methods:checktls() return nil end
 function connection_methods:onidle() end
 
--- One connection object per keep-alive connection, shared by its streams.
-local connections = setmetatable({}, { __mode = "v" })
+-- One connection object per keep-alive connection, shared by its streams. The engine does not
+-- report a connection's end, so an object is kept while a stream of its connection runs and,
+-- after, for as long as the connection may wait idle for another request (the server's
+-- `intra_stream_timeout`, else ccserve's default `--keep-alive-timeout`, plus a margin). One
+-- that carries no further request (`Connection: close`, HTTP/1.0 without keep-alive, an
+-- upgrade) is forgotten when its stream ends.
+local connections = {}     -- connection id -> object
+local DEFAULT_IDLE = 15    -- seconds: `--keep-alive-timeout`'s default
+local next_sweep = 0
+
+-- Forgets the connections idle for longer than they can be (at most once a second).
+local function sweep_connections(now)
+    if now < next_sweep then return end
+    next_sweep = now + 1
+    for id, conn in pairs(connections) do
+        if conn._streams == 0 and conn._idle_until < now then connections[id] = nil end
+    end
+end
+
+-- Whether a comma-separated header value lists `token` (case-insensitively).
+local function has_token(value, token)
+    for item in value:gmatch("[^,]+") do
+        if item:match("^[ \t]*(.-)[ \t]*$"):lower() == token then return true end
+    end
+    return false
+end
 
 -- Streams ---------------------------------------------------------------------------------------
 
@@ -53,27 +86,55 @@ end
 
 local function new_stream(server, ud, id)
     local method, target, minor, raw, conn_id, _, p1, p2, p3, l1, l2, l3 = native.info(ud)
-    local peer = { p1, p2, p3, n = p1 == 0 and 1 or 3 }
-    local localaddr = { l1, l2, l3, n = l1 == 0 and 1 or 3 }
+    local now = monotime()
+    sweep_connections(now)
     local conn = connections[conn_id]
     if not conn then
-        -- lua-http's connection says 1.1 whatever the request's version (the stream has it).
-        conn = setmetatable({ version = 1.1, peer = peer, localaddr = localaddr, type = "server" },
-            connection_mt)
+        -- lua-http's connection says 1.1 whatever the request's version (the stream has it),
+        -- unless the server is pinned to 1.0.
+        conn = setmetatable({
+            version = server.version == 1.0 and 1.0 or 1.1,
+            peer = { p1, p2, p3, n = p1 == 0 and 1 or 3 },
+            localaddr = { l1, l2, l3, n = l1 == 0 and 1 or 3 },
+            type = "server",
+            _id = conn_id,
+            _streams = 0,
+            _idle_until = now,
+            _fresh = true,
+        }, connection_mt)
         connections[conn_id] = conn
     end
+    conn._streams = conn._streams + 1
+    -- As lua-http: the request line as pseudo-headers, then the fields in order, names in lower
+    -- case, `Host` as `:authority`.
     local headers = new_headers()
     headers:append(":method", method)
-    if method ~= "CONNECT" then
-        headers:append(":scheme", "http")
+    if method == "CONNECT" then
+        headers:append(":authority", target)
+    else
         headers:append(":path", target)
     end
+    headers:append(":scheme", "http")
+    local has_body, last = false, minor == 0
     for i = 1, #raw, 2 do
-        local name = raw[i]:lower()
+        local name, value = raw[i]:lower(), raw[i + 1]
         if name == "host" then
-            if not headers:has(":authority") then headers:append(":authority", raw[i + 1]) end
+            if not headers:has(":authority") then headers:append(":authority", value) end
         else
-            headers:append(name, raw[i + 1])
+            headers:append(name, value)
+            if name == "transfer-encoding" then
+                has_body = true
+            elseif name == "content-length" then
+                has_body = has_body or tonumber(value) ~= 0
+            elseif name == "connection" then
+                if has_token(value, "close") then
+                    last = true
+                elseif minor == 0 and has_token(value, "keep-alive") then
+                    last = false
+                end
+            elseif name == "upgrade" then
+                last = true
+            end
         end
     end
     return setmetatable({
@@ -84,13 +145,27 @@ local function new_stream(server, ud, id)
         peer_version = minor == 0 and 1.0 or 1.1,
         request_headers = headers,
         headers_read = false,
-        body_done = false,
+        -- A request without a body has all of it already.
+        body_done = not has_body,
         body_failed = nil,
         unread = nil,
         head_written = false,
         ended = false,
-        state = "open",
+        last_on_connection = last,
+        state = has_body and "open" or "half closed (remote)",
     }, stream_mt)
+end
+
+-- The stream's handler has finished: its connection may wait idle for the next request.
+local function stream_done(stream)
+    local conn = stream.connection
+    conn._streams = conn._streams - 1
+    if stream.last_on_connection then
+        if conn._streams == 0 then connections[conn._id] = nil end
+    else
+        local idle = stream.server.intra_stream_timeout or DEFAULT_IDLE
+        conn._idle_until = math.max(conn._idle_until, monotime() + idle + 1)
+    end
 end
 
 function stream_methods:checktls() return nil end
@@ -113,6 +188,8 @@ function stream_methods:get_next_chunk(timeout)
     end
     if self.body_done then return nil end
     if self.body_failed then return fail(self.body_failed) end
+    -- Shut down (by the script, or by `server:close()`): the engine no longer serves its body.
+    if self.state == "closed" then return fail("EPIPE") end
     local deadline = timeout and monotime() + timeout
     while true do
         local got, err = native.read(self.ud, 64 * 1024)
@@ -124,10 +201,12 @@ function stream_methods:get_next_chunk(timeout)
             elseif self.state == "half closed (local)" then
                 self.state = "closed"
             end
+            self:finish_response()
             return nil
         end
         if got == false then
             self.body_failed = err
+            self:finish_response()
             return fail(err)
         end
         if wait_stream(self.id, left(deadline)) == "timeout" then return fail("ETIMEDOUT") end
@@ -258,8 +337,14 @@ function stream_methods:write_headers(headers, end_stream, timeout)
     if type(status) ~= "string" or not status:match("^%d%d%d$") then
         error("write_headers: ':status' must be a three-digit code", 2)
     end
+    if self.ended or self.state == "closed" or self.state == "half closed (local)" then
+        return fail("EPIPE")
+    end
     if self.head_written then error("write_headers: the headers were already written", 2) end
     local code = tonumber(status)
+    if code > 101 and code < 200 then
+        error("write_headers: ccserve sends no interim responses but 100 and 101", 2)
+    end
     local deadline = timeout and monotime() + timeout
     local ok, err, n = wait_room(self, deadline)
     if not ok then return nil, err, n end
@@ -274,10 +359,14 @@ function stream_methods:write_headers(headers, end_stream, timeout)
     if code == 100 then
         return pushed(native.head(self.ud, 100, list))
     end
-    if end_stream and not length then length = 0 end
-    self.head_written = true
+    -- Ended with the head: `content-length: 0`, as lua-http sends (not for HEAD, whose length
+    -- would be the GET's).
+    if end_stream and not length and self.request_headers:get(":method") ~= "HEAD" then
+        length = 0
+    end
     local r, e = native.head(self.ud, code, list, length)
     if r == false then return fail(e) end
+    self.head_written = true
     if code ~= 101 and (end_stream or (code >= 100 and code < 200)) then
         return self:write_chunk("", true, left(deadline))
     end
@@ -290,16 +379,32 @@ function stream_methods:write_continue(timeout)
     return self:write_headers(h, false, timeout)
 end
 
--- Sends `chunk` (a string) of the body; `end_stream` ends the response after it.
+-- Ends a response whose end was held back (see `write_chunk`).
+function stream_methods:finish_response()
+    if self.end_held then
+        self.end_held = false
+        native.data(self.ud, "", true)
+    end
+end
+
+-- Sends `chunk` (a string) of the body; `end_stream` ends the response after it. The end of a
+-- response sent while the request body is still unread is held back until the handler reads
+-- that body or returns: the engine serves a request's body only until its response is complete,
+-- and lua-http lets a handler answer first and read after. (All the response's bytes go out at
+-- once; only a chunked response's last chunk waits.)
 function stream_methods:write_chunk(chunk, end_stream, timeout)
+    if self.ended or self.state == "closed" or self.state == "half closed (local)" then
+        return fail("EPIPE")
+    end
     if not self.head_written then error("write_chunk: the headers have not been written", 2) end
-    if self.ended then return fail("EPIPE") end
     local ok, err, n = wait_room(self, timeout and monotime() + timeout)
     if not ok then return nil, err, n end
-    local r, e = native.data(self.ud, chunk, end_stream)
+    local hold = end_stream and not self.body_done and not self.body_failed
+    local r, e = native.data(self.ud, chunk, end_stream and not hold)
     if r == false then return fail(e) end
     if end_stream then
         self.ended = true
+        self.end_held = hold
         if self.state == "open" then
             self.state = "half closed (local)"
         elseif self.state == "half closed (remote)" then
@@ -338,6 +443,7 @@ end
 -- Finishes the stream as lua-http does after a handler: `503` if no response was started; a
 -- response left unfinished is cut off. The request body left unread is not needed.
 function stream_methods:shutdown()
+    self:finish_response()
     if self.state ~= "closed" then
         native.shutdown(self.ud)
         self.state = "closed"
@@ -363,7 +469,7 @@ cqueues._on(native.stream_event, function(ev)
         native.shutdown(ev[3])
         return
     end
-    server.pending[#server.pending + 1] = { ev[3], ev[4] }
+    server.pending[#server.pending + 1] = new_stream(server, ev[3], ev[4])
     server.arrived:signal()
 end)
 
@@ -379,29 +485,59 @@ function server_methods:onerror(...)
     return old
 end
 
-local function handle_stream(server, ud, id)
-    local stream = new_stream(server, ud, id)
+-- Frees the server's port (see `server:close`). The responses other handlers are still writing
+-- are cut first: the engine would otherwise wait for them while this thread cannot go on
+-- producing them.
+local function close_listener(server)
+    for stream in pairs(server.running) do stream:shutdown() end
+    native.close(server.listener)
+end
+
+local function handle_stream(server, stream)
     server.n_running = server.n_running + 1
+    server.running[stream] = coroutine.running()
     local ok, err = pcall(server.onstream, server, stream)
     stream:shutdown()
+    stream_done(stream)
+    server.running[stream] = nil
     server.n_running = server.n_running - 1
+    if server.close_after == stream then
+        server.close_after = nil
+        close_listener(server)
+    end
     if not ok then
         server:onerror()(server, stream, "onstream", err)
     end
 end
 
+-- The next stream to start: the first queued one, or while paused the first one on a
+-- connection already served (lua-http stops accepting connections; open ones go on).
+local function next_pending(server)
+    local pending = server.pending
+    for i = 1, #pending do
+        if not server.paused or not pending[i].connection._fresh then
+            return table.remove(pending, i)
+        end
+    end
+    return nil
+end
+
 -- The coroutine that starts a handler for every stream that arrives.
 local function accept_loop(server)
     while server.id do
-        if server.paused or #server.pending == 0 then
-            server.arrived:wait()
+        local stream = next_pending(server)
+        if stream then
+            stream.connection._fresh = false
+            server.cq:wrap(handle_stream, server, stream)
         else
-            local item = table.remove(server.pending, 1)
-            server.cq:wrap(handle_stream, server, item[1], item[2])
+            server.arrived:wait()
         end
     end
     -- Closed: streams still queued are answered 503.
-    for _, item in ipairs(server.pending) do native.shutdown(item[1]) end
+    for _, stream in ipairs(server.pending) do
+        stream:shutdown()
+        stream_done(stream)
+    end
     server.pending = {}
 end
 
@@ -421,6 +557,13 @@ local function check_options(tbl)
     if tbl.cq ~= nil and cqueues.type(tbl.cq) ~= "controller" then
         error("optional cq field should be a cqueue controller", 3)
     end
+    for _, name in ipairs({ "max_concurrent", "connection_setup_timeout", "client_timeout",
+        "intra_stream_timeout" }) do
+        local v = tbl[name]
+        if v ~= nil and (type(v) ~= "number" or v ~= v or v <= 0) then
+            error(("'%s' must be a positive number"):format(name), 3)
+        end
+    end
 end
 
 local function new_server(tbl, id, family, ip, port)
@@ -431,13 +574,16 @@ local function new_server(tbl, id, family, ip, port)
         tls = tbl.tls,
         version = tbl.version,
         max_concurrent = tbl.max_concurrent,
+        intra_stream_timeout = tbl.intra_stream_timeout,
         id = id,
+        listener = id,
         port = port,
         name = { family, ip, port, n = 3 },
         pending = {},
         arrived = cc.new(),
         paused = false,
         n_running = 0,
+        running = {}, -- stream -> the coroutine of its handler
     }, server_mt)
     servers[id] = server
     server.cq:wrap(accept_loop, server)
@@ -462,6 +608,12 @@ function http_server.listen(tbl)
     if not port or port % 1 ~= 0 then error("'port' must be a whole number", 2) end
     local host = tbl.host
     if tbl.family == "AF_INET6" and host == "*" then host = "::" end
+    if port ~= 0 and servers[port] then
+        -- One listener per port in a script (even with `reuseport`): ccserve tells servers
+        -- apart by port.
+        return nil, ce.strerror(ce.EADDRINUSE) .. ": port " .. port ..
+            " is served by another http.server of this script", ce.EADDRINUSE
+    end
     local id, family, ip, bound = native.listen(host, port, {
         reuseport = tbl.reuseport,
         v6only = tbl.v6only,
@@ -501,13 +653,20 @@ function server_methods:resume()
     return true
 end
 
--- Stops accepting and frees the port; handlers already running finish.
+-- Stops accepting and frees the port; requests not yet handled are answered 503, idle
+-- connections are closed. Called from one of this server's handlers, the port is freed when
+-- that handler returns, so that its own response goes out whole; the responses other handlers
+-- are still writing are cut then (their writes fail with EPIPE).
 function server_methods:close()
     if self.id then
-        native.close(self.id)
         servers[self.id] = nil
         self.id = nil
         self.arrived:signal()
+        local me = coroutine.running()
+        for stream, co in pairs(self.running) do
+            if co == me then self.close_after = stream end
+        end
+        if not self.close_after then close_listener(self) end
     end
     return true
 end
