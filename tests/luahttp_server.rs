@@ -1800,8 +1800,6 @@ fn a_client_vanishing_mid_response_does_not_stop_the_server() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "needs a native change: src/http/connection.rs writes `100 Continue` when a body read \
-            comes after the response head, corrupting the response"]
 fn reading_the_body_after_writing_the_head_sends_no_late_100_continue() {
     let server = start(
         "",
@@ -1825,8 +1823,6 @@ fn reading_the_body_after_writing_the_head_sends_no_late_100_continue() {
 }
 
 #[test]
-#[ignore = "needs a native change: the response timeout (--response-timeout, CraftOS-PC's 15 s) \
-            ends lua-http responses, which have no such timeout"]
 fn a_handler_slower_than_the_response_timeout_still_answers() {
     let server = Server::start(
         &script(

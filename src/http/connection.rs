@@ -216,7 +216,7 @@ fn handle_request(
 
     // Hand the request to the script and serve its exchange.
     let owed = shared.tracker.owe();
-    let exchange = Exchange::new(config.stream_buffer, shared.events.clone());
+    let exchange = Exchange::new(config.stream_buffer, shared.events.clone(), !streamed);
     let Some(id) = shared.register(exchange.clone()) else {
         return answer(input, Response::plain(503), minor, false, false);
     };
@@ -246,6 +246,9 @@ fn handle_request(
         keep_alive,
     };
     let next = serve_exchange(input, &exchange, opts, streamed_body.as_mut(), shared);
+    // Nothing more of this exchange is served: later writes and body reads from the script fail
+    // (and one waiting is told).
+    exchange.set_gone();
     shared.unregister(id);
     drop(owed);
     match next {
@@ -291,7 +294,14 @@ fn serve_exchange(
             Work::Abort => return Next::Abort,
             Work::ReadBody(max) => {
                 let found = match body.as_deref_mut() {
-                    Some(body) => read_piece(input, body, max, config.body_timeout),
+                    Some(body) => {
+                        // Once a final response is on its way, the client no longer waits for
+                        // `100 Continue`: it must not land in the middle of the response.
+                        if writer.head_written() {
+                            body.expects_continue = false;
+                        }
+                        read_piece(input, body, max, config.body_timeout)
+                    }
                     // The whole body was handed over with the request.
                     None => BodyPoll::End,
                 };

@@ -136,6 +136,8 @@ pub struct Exchange {
     wake: Condvar,
     /// Whether the request reached the script (its handles were built).
     delivered: AtomicBool,
+    /// Whether the response timeout applies after delivery (see [`Exchange::new`]).
+    timed: bool,
     /// Queued data bytes at which [`Room::Full`] is reported.
     bound: usize,
     events: EventSender,
@@ -156,8 +158,10 @@ pub enum Work {
 
 impl Exchange {
     /// A new exchange with the default response (`200`, no headers, empty body). `bound` is the
-    /// stream buffer; `events` carries [`Event::StreamReady`] to the Lua thread.
-    pub fn new(bound: usize, events: EventSender) -> Arc<Exchange> {
+    /// stream buffer; `events` carries [`Event::StreamReady`] to the Lua thread. `timed` says
+    /// whether the response timeout still applies once the script has the request (CraftOS's
+    /// rule); without it, the timeout only answers `503` for a request the script never took.
+    pub fn new(bound: usize, events: EventSender, timed: bool) -> Arc<Exchange> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Arc::new(Exchange {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -176,6 +180,7 @@ impl Exchange {
             }),
             wake: Condvar::new(),
             delivered: AtomicBool::new(false),
+            timed,
             bound: bound.max(1),
             events,
         })
@@ -410,11 +415,17 @@ impl Exchange {
                 st.body_reading = true;
                 return Work::ReadBody(max);
             }
+            let delivered = self.delivered.load(Ordering::SeqCst);
+            if delivered && !self.timed {
+                // The API keeps no deadline on a response its script is handling.
+                st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 st.closed = true;
                 if !st.head_queued {
-                    if self.delivered.load(Ordering::SeqCst) {
+                    if delivered {
                         log::debug!("response not closed in time; sending what was buffered");
                     } else {
                         log::debug!("request never reached the script; answering 503");

@@ -272,6 +272,11 @@ impl PartWriter {
         }
     }
 
+    /// Whether the head has been queued or written (an interim `100` is not a head).
+    pub fn head_written(&self) -> bool {
+        self.wire.is_some()
+    }
+
     /// Whether the response is complete.
     pub fn ended(&self) -> bool {
         self.ended
