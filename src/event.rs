@@ -91,6 +91,9 @@ pub(crate) struct IncomingRequest {
 /// The event CraftOS's listeners deliver requests as.
 pub(crate) const HTTP_REQUEST: &str = "http_request";
 
+/// The Lua name of [`Event::ConnectionClosed`]: internal to the APIs that ask for it.
+pub(crate) const CONNECTION_CLOSED: &str = "ccserve_connection_closed";
+
 /// The Lua name of [`Event::StreamReady`]: internal to the APIs that wait for it.
 pub(crate) const STREAM_READY: &str = "ccserve_stream_ready";
 
@@ -107,6 +110,8 @@ pub(crate) enum Event {
     HttpClient(Box<ClientOutcome>),
     /// A WebSocket connection event (`websocket_server_*`, `websocket_*`).
     Ws(Box<WsEvent>),
+    /// The connection with this id (see [`IncomingRequest::connection`]) has ended.
+    ConnectionClosed(u64),
     /// The exchange with this id can go on: its connection took enough of the response to have
     /// room again, a piece of its request body arrived, or the client left.
     StreamReady(u64),
@@ -122,6 +127,7 @@ impl Event {
             Event::HttpClient(o) => o.event_name(),
             Event::Ws(ev) => ev.name(),
             Event::StreamReady(_) => STREAM_READY,
+            Event::ConnectionClosed(_) => CONNECTION_CLOSED,
         }
     }
 }

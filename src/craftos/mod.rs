@@ -20,7 +20,7 @@ use std::sync::Arc;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use crate::config::Config;
-use crate::event::{Event, EventSender, EventValue, HTTP_REQUEST, STREAM_READY};
+use crate::event::{Event, EventSender, EventValue, CONNECTION_CLOSED, HTTP_REQUEST, STREAM_READY};
 use crate::event_loop::{Queued, Scheduler};
 use crate::http::listener::{Listener, ResponseTracker};
 use handles::{ClientHandle, ServerExchange};
@@ -153,6 +153,10 @@ impl Api {
             Queued::Native(Event::Terminate) => out.push(s(b"terminate")?),
             Queued::Native(Event::StreamReady(id)) => {
                 out.push(s(STREAM_READY.as_bytes())?);
+                out.push(args::int_value(id as i64));
+            }
+            Queued::Native(Event::ConnectionClosed(id)) => {
+                out.push(s(CONNECTION_CLOSED.as_bytes())?);
                 out.push(args::int_value(id as i64));
             }
             Queued::Native(Event::Custom { name, args }) => {

@@ -50,7 +50,14 @@ pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
         .stack_size(shared.config.thread_stack_size);
     if let Err(e) = builder.spawn(move || {
         let _worker = worker;
-        serve(stream, &shared);
+        let connection = next_connection_id();
+        serve(stream, connection, &shared);
+        if shared.options.report_closed {
+            // The runtime may be gone; then nobody needs to know.
+            shared
+                .events
+                .send_blocking(Event::ConnectionClosed(connection));
+        }
     }) {
         // The closure (the stream and the worker slot in it) is gone; the client sees the
         // connection close.
@@ -58,7 +65,7 @@ pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
     }
 }
 
-fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
+fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
     let config = &shared.config;
     crate::sched::batch_thread(config.batch_io_threads);
     let _ = stream.set_nodelay(true);
@@ -66,7 +73,7 @@ fn serve(stream: Arc<TcpStream>, shared: &ListenerShared) {
     let peers = Peers {
         peer: stream.peer_addr().ok(),
         local: stream.local_addr().ok(),
-        connection: next_connection_id(),
+        connection,
     };
     let mut input = Input::shared(stream);
     let limits = HeadLimits {

@@ -99,6 +99,9 @@ pub struct ListenerOptions {
     /// For an IPv6 address: accept IPv6 only (`Some(true)`), or IPv4 too (`Some(false)`).
     /// `None`: IPv4 too when the address is `::`, the system's default otherwise.
     pub v6_only: Option<bool>,
+    /// Send [`Event::ConnectionClosed`](crate::event::Event) when a connection ends (an API that
+    /// keeps per-connection objects needs to know when to let them go).
+    pub report_closed: bool,
 }
 
 impl ListenerOptions {
@@ -109,6 +112,7 @@ impl ListenerOptions {
             event,
             reuse_port: false,
             v6_only: None,
+            report_closed: false,
         }
     }
 }

@@ -26,10 +26,26 @@ local tasks = {}      -- coroutine -> task {co, cq, wait}
 local ready_task, ready_values = {}, {}
 local ready_head, ready_tail = 1, 0
 local waiting = {}    -- key -> set of tasks waiting on it
-local hooks = {}      -- event name -> function(event) for events that feed modules (new streams)
+local hooks = {}      -- event name -> function(...) for events that feed modules (new streams)
+local after_yield     -- called after every resume of a task (flushes deferred response heads)
 local driving = false -- whether a loop is pulling events
 
 local WAIT = {}       -- metatable of wait requests
+
+-- Coroutines are reused: a "runner" runs the functions given to `wrap` one after the other,
+-- yielding FINISHED between them, so a server does not create a coroutine per request.
+local FINISHED = {}
+local idle_runners, n_idle_runners = {}, 0
+local MAX_IDLE_RUNNERS = 64
+
+local function run(f, ...)
+    f(...)
+end
+
+local function runner_body(...)
+    run(...)
+    while true do run(yield(FINISHED)) end
+end
 
 local function schedule(task, values)
     ready_tail = ready_tail + 1
@@ -95,14 +111,20 @@ local function step_task(task, values)
     else
         ok, request = resume(task.co)
     end
+    if after_yield then after_yield() end
     if not ok then
         tasks[task.co] = nil
         task.cq.n = task.cq.n - 1
+        if task.cq.n == 0 and task.cq.idle then task.cq.idle:signal() end
         return false, request, task
     end
-    if status(task.co) == "dead" then
+    if request == FINISHED or status(task.co) == "dead" then
         tasks[task.co] = nil
         task.cq.n = task.cq.n - 1
+        if request == FINISHED and n_idle_runners < MAX_IDLE_RUNNERS then
+            n_idle_runners = n_idle_runners + 1
+            idle_runners[n_idle_runners] = task.co
+        end
         if task.cq.n == 0 and task.cq.idle then task.cq.idle:signal() end
         return true
     end
@@ -128,29 +150,42 @@ local function run_ready()
     return true
 end
 
--- Hands one event to whoever waits for it.
-local function dispatch(ev)
-    local name = ev[1]
+-- Hands one event (its name and values) to whoever waits for it.
+local function dispatch(name, ...)
     if name == "timer" then
-        if wake("timer:" .. tostring(ev[2]), "timeout") > 0 then return end
+        if wake("timer:" .. tostring((...)), "timeout") > 0 then return end
     elseif name == STREAM_READY then
-        wake("stream:" .. tostring(ev[2]))
+        wake("stream:" .. tostring((...)))
         return
-    elseif hooks[name] then
-        hooks[name](ev)
-        return
+    else
+        local hook = hooks[name]
+        if hook then return hook(...) end
     end
     local set = waiting.event
     if set then
+        local ev
         for task in pairs(set) do
             local filter = task.wait.filter
             if filter == nil or filter == name or name == "terminate" then
+                ev = ev or pack(name, ...)
                 unregister(task)
                 schedule(task, ev)
             end
         end
     end
     if name == "terminate" then error("Terminated", 0) end
+end
+
+-- Takes the next event and hands it to `dispatch`; returns true if it was the timer `timer`
+-- (the caller's own deadline) instead.
+local function deliver(timer, name, ...)
+    if name == "timer" and timer and (...) == timer then return true end
+    dispatch(name, ...)
+    return false
+end
+
+local function next_event(timer)
+    return deliver(timer, os.pullEventRaw())
 end
 
 -- Drives the scheduler until `done()` holds or `deadline` (monotonic seconds) passes. Returns
@@ -164,17 +199,13 @@ local function drive(done, deadline)
         ok, err, task = run_ready()
         if not ok or done() then break end
         if deadline and cqueues.monotime() >= deadline then break end
-        local ev = pack(os.pullEventRaw())
-        if ev[1] == "timer" and ev[2] == timer then
-            timer = nil
-        else
-            local dispatched, e = pcall(dispatch, ev)
-            if not dispatched then
-                if outer then driving = false end
-                if timer then os.cancelTimer(timer) end
-                error(e, 0)
-            end
+        local dispatched, e = pcall(next_event, timer)
+        if not dispatched then
+            if outer then driving = false end
+            if timer then os.cancelTimer(timer) end
+            error(e, 0)
         end
+        if e then timer = nil end
     end
     if timer then os.cancelTimer(timer) end
     if outer then driving = false end
@@ -211,8 +242,12 @@ end
 
 -- Modules built on the scheduler -----------------------------------------------------------------
 
--- Internal, for http.server and http.websocket: feed events named `name` to `fn(event)`.
+-- Internal, for http.server and http.websocket: feed the values of events named `name` to
+-- `fn(...)`.
 function cqueues._on(name, fn) hooks[name] = fn end
+
+-- Internal, for http.server: `fn()` runs after every resume of a coroutine.
+function cqueues._after_yield(fn) after_yield = fn end
 
 -- Internal: waits for the exchange `id` to become ready (or `timeout`): "ready" or "timeout".
 function cqueues._wait_stream(id, timeout)
@@ -277,7 +312,15 @@ end
 -- Runs `f(...)` as a coroutine of this controller (it starts at the next step).
 function controller:wrap(f, ...)
     assert(type(f) == "function", "bad argument #1 to 'wrap' (function expected)")
-    return manage(self, create(f), select("#", ...) > 0 and pack(...) or nil)
+    local co
+    if n_idle_runners > 0 then
+        co = idle_runners[n_idle_runners]
+        idle_runners[n_idle_runners] = nil
+        n_idle_runners = n_idle_runners - 1
+    else
+        co = create(runner_body)
+    end
+    return manage(self, co, pack(f, ...))
 end
 
 -- Manages the coroutine `co` (it starts at the next step).
@@ -314,11 +357,7 @@ function controller:step(timeout)
     local ok, err, task = run_ready()
     if ok and self.n > 0 then
         local timer = timeout and os.startTimer(math.max(timeout, 0))
-        local ev = pack(os.pullEventRaw())
-        if not (timer and ev[1] == "timer" and ev[2] == timer) then
-            if timer then os.cancelTimer(timer) end
-            dispatch(ev)
-        end
+        if not next_event(timer) and timer then os.cancelTimer(timer) end
         ok, err, task = run_ready()
     end
     if not ok then return false, err, errno.EINVAL, task and task.co end

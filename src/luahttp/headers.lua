@@ -43,7 +43,9 @@ end
 -- scan (a request has a handful of fields): building one per request is cheap.
 
 local function new()
-    return setmetatable({ _count = 0 }, mt)
+    -- Room for two fields from the start (a response's `:status` and one more) saves the
+    -- table's first resizes.
+    return setmetatable({ nil, nil, nil, nil, nil, nil, _count = 0 }, mt)
 end
 
 -- Builds headers from a flat list {name, value, name, value, ...} of `count` pairs without

@@ -34,6 +34,7 @@ pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<()> {
     websocket::install(lua, &native)?;
     native.set("stream_ready", crate::event::STREAM_READY)?;
     native.set("stream_event", server::STREAM_EVENT)?;
+    native.set("connection_closed", crate::event::CONNECTION_CLOSED)?;
     native.set("websocket_event", crate::ws::STREAM_WEBSOCKET)?;
     let package: Table = lua.globals().get("package")?;
     let preload: Table = package.get("preload")?;

@@ -4,16 +4,20 @@
 -- arrived, or a write into a full buffer, suspends only that coroutine.
 local raw_native, support = ...
 
--- The natives, raising their errors (a native returns the error sentinel and a message).
+-- The natives, raising their errors (a native returns the error sentinel and a message). The
+-- ones on every request's path are called raw, checking for the sentinel in place (`ERR`).
 local native = {}
 for name, f in pairs(raw_native) do
     native[name] = type(f) == "function" and support.wrap(f) or f
 end
+local ERR = support.ERR
+local info, respond, push_data = raw_native.info, raw_native.respond, raw_native.data
 
 local cqueues = require("cqueues")
 local cc = require("cqueues.condition")
 local ce = require("cqueues.errno")
-local new_headers = require("http.headers").new
+local http_headers = require("http.headers")
+local new_headers, headers_mt = http_headers.new, http_headers.mt
 
 local monotime = cqueues.monotime
 local wait_stream = cqueues._wait_stream
@@ -48,32 +52,16 @@ function connection_methods:localname() return table.unpack(self.localaddr, 1, s
 function connection_methods:checktls() return nil end
 function connection_methods:onidle() end
 
--- One connection object per keep-alive connection, shared by its streams. The engine does not
--- report a connection's end, so an object is kept while a stream of its connection runs and,
--- after, for as long as the connection may wait idle for another request (the server's
--- `intra_stream_timeout`, else ccserve's default `--keep-alive-timeout`, plus a margin). One
--- that carries no further request (`Connection: close`, HTTP/1.0 without keep-alive, an
--- upgrade) is forgotten when its stream ends.
-local connections = {}     -- connection id -> object
-local DEFAULT_IDLE = 15    -- seconds: `--keep-alive-timeout`'s default
-local next_sweep = 0
+-- One connection object per keep-alive connection, shared by its streams: kept while the
+-- connection is open (the engine says when it closes) or a stream of it is still running.
+local connections = {} -- connection id -> object
 
--- Forgets the connections idle for longer than they can be (at most once a second).
-local function sweep_connections(now)
-    if now < next_sweep then return end
-    next_sweep = now + 1
-    for id, conn in pairs(connections) do
-        if conn._streams == 0 and conn._idle_until < now then connections[id] = nil end
-    end
-end
-
--- Whether a comma-separated header value lists `token` (case-insensitively).
-local function has_token(value, token)
-    for item in value:gmatch("[^,]+") do
-        if item:match("^[ \t]*(.-)[ \t]*$"):lower() == token then return true end
-    end
-    return false
-end
+cqueues._on(native.connection_closed, function(id)
+    local conn = connections[id]
+    if not conn then return end
+    conn._closed = true
+    if conn._streams == 0 then connections[id] = nil end
+end)
 
 -- Streams ---------------------------------------------------------------------------------------
 
@@ -84,10 +72,33 @@ function stream_mt:__tostring()
     return ("http.h1_stream{connection=%s;state=%q}"):format(tostring(self.connection), self.state)
 end
 
+-- Heads written without their body wait here until the first body bytes, so that a small
+-- response leaves in one piece; any that are still waiting when a coroutine yields go out then
+-- (the scheduler calls `flush_heads`), so a client never waits for a head the script wrote.
+local deferred, n_deferred = {}, 0 -- streams whose head may still be waiting
+
+-- A waiting head is kept in the stream's fields: its status `head_code` (nil: none), its header
+-- list `head_list` and its length `head_length`.
+local function flush_head(stream)
+    local code = stream.head_code
+    if not code then return end
+    stream.head_code = nil
+    local r = native.head(stream.ud, code, stream.head_list, stream.head_length)
+    if r == nil then stream.full = true end
+end
+
+cqueues._after_yield(function()
+    if n_deferred == 0 then return end
+    for i = 1, n_deferred do
+        flush_head(deferred[i])
+        deferred[i] = nil
+    end
+    n_deferred = 0
+end)
+
 local function new_stream(server, ud, id)
-    local method, target, minor, raw, conn_id, _, p1, p2, p3, l1, l2, l3 = native.info(ud)
-    local now = monotime()
-    sweep_connections(now)
+    local fields, minor, conn_id, has_body, p1, p2, p3, l1, l2, l3 = info(ud)
+    if fields == ERR then error(minor, 2) end
     local conn = connections[conn_id]
     if not conn then
         -- lua-http's connection says 1.1 whatever the request's version (the stream has it),
@@ -99,73 +110,35 @@ local function new_stream(server, ud, id)
             type = "server",
             _id = conn_id,
             _streams = 0,
-            _idle_until = now,
             _fresh = true,
         }, connection_mt)
         connections[conn_id] = conn
     end
     conn._streams = conn._streams + 1
-    -- As lua-http: the request line as pseudo-headers, then the fields in order, names in lower
-    -- case, `Host` as `:authority`.
-    local headers = new_headers()
-    headers:append(":method", method)
-    if method == "CONNECT" then
-        headers:append(":authority", target)
-    else
-        headers:append(":path", target)
-    end
-    headers:append(":scheme", "http")
-    local has_body, last = false, minor == 0
-    for i = 1, #raw, 2 do
-        local name, value = raw[i]:lower(), raw[i + 1]
-        if name == "host" then
-            if not headers:has(":authority") then headers:append(":authority", value) end
-        else
-            headers:append(name, value)
-            if name == "transfer-encoding" then
-                has_body = true
-            elseif name == "content-length" then
-                has_body = has_body or tonumber(value) ~= 0
-            elseif name == "connection" then
-                if has_token(value, "close") then
-                    last = true
-                elseif minor == 0 and has_token(value, "keep-alive") then
-                    last = false
-                end
-            elseif name == "upgrade" then
-                last = true
-            end
-        end
-    end
     return setmetatable({
         server = server,
         connection = conn,
         ud = ud,
         id = id,
         peer_version = minor == 0 and 1.0 or 1.1,
-        request_headers = headers,
+        -- The request line as pseudo-headers, then the fields in order, names in lower case,
+        -- `Host` as `:authority` (laid out by the native half as `http.headers` keeps them).
+        request_headers = setmetatable(fields, headers_mt),
         headers_read = false,
         -- A request without a body has all of it already.
         body_done = not has_body,
-        body_failed = nil,
-        unread = nil,
         head_written = false,
         ended = false,
-        last_on_connection = last,
+        full = false,
         state = has_body and "open" or "half closed (remote)",
     }, stream_mt)
 end
 
--- The stream's handler has finished: its connection may wait idle for the next request.
+-- The stream's handler has finished; its connection object goes once the connection has closed.
 local function stream_done(stream)
     local conn = stream.connection
     conn._streams = conn._streams - 1
-    if stream.last_on_connection then
-        if conn._streams == 0 then connections[conn._id] = nil end
-    else
-        local idle = stream.server.intra_stream_timeout or DEFAULT_IDLE
-        conn._idle_until = math.max(conn._idle_until, monotime() + idle + 1)
-    end
+    if conn._closed and conn._streams == 0 then connections[conn._id] = nil end
 end
 
 function stream_methods:checktls() return nil end
@@ -191,6 +164,8 @@ function stream_methods:get_next_chunk(timeout)
     -- Shut down (by the script, or by `server:close()`): the engine no longer serves its body.
     if self.state == "closed" then return fail("EPIPE") end
     local deadline = timeout and monotime() + timeout
+    -- A head written before is out before the body is asked for (no `100 Continue` after it).
+    flush_head(self)
     while true do
         local got, err = native.read(self.ud, 64 * 1024)
         if type(got) == "string" then return got end
@@ -314,19 +289,29 @@ end
 -- Waits (suspending this coroutine only) until the connection can take more of the response.
 -- true, or nil, message, errno.
 local function wait_room(self, deadline)
+    if not self.full then return true end
+    flush_head(self)
     while true do
         local room = native.room(self.ud)
-        if room == true then return true end
+        if room == true then
+            self.full = false
+            return true
+        end
         if room == false then return fail("EPIPE") end
         if wait_stream(self.id, left(deadline)) == "timeout" then return fail("ETIMEDOUT") end
     end
 end
 
--- Turns a push's result into lua-http's convention.
-local function pushed(ok, errname)
+-- Turns a push's result into lua-http's convention (nil: queued, the buffer is now full).
+local function pushed(self, ok, errname)
     if ok == false then return fail(errname) end
+    if ok == nil then self.full = true end
     return true
 end
+
+local TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
+-- Header names already checked against TOKEN (a script uses the same few over and over).
+local valid_names = {}
 
 -- Sends the response head. `headers` must have `:status`; `end_stream` ends the response with
 -- it. A `content-length` fixes the body's length (it must then match); without one the body
@@ -348,28 +333,54 @@ function stream_methods:write_headers(headers, end_stream, timeout)
     local deadline = timeout and monotime() + timeout
     local ok, err, n = wait_room(self, deadline)
     if not ok then return nil, err, n end
-    local list, length = {}, nil
-    for name, value in headers:each() do
-        if name:sub(1, 1) ~= ":" then
+    local list, length, count = {}, nil, 0
+    local fields = getmetatable(headers) == headers_mt and headers
+    for i = 1, fields and fields._count or math.huge do
+        local name, value
+        if fields then
+            name, value = fields[3 * i - 2], fields[3 * i - 1]
+        else
+            -- Not one of ours: go through its methods.
+            name, value = headers:geti(i)
+            if name == nil then break end
+        end
+        if name:byte(1) ~= 58 then -- not a pseudo-header (':')
+            if not valid_names[name] then
+                if not name:find(TOKEN) then
+                    error(("write_headers: invalid header name %q"):format(name), 2)
+                end
+                valid_names[name] = true
+            end
+            if value:find("\r", 1, true) or value:find("\n", 1, true) or value:find("\0", 1, true) then
+                error(("write_headers: invalid value for header %q: it contains CR, LF or NUL")
+                    :format(name), 2)
+            end
             if name == "content-length" then length = tonumber(value) end
-            list[#list + 1] = name
-            list[#list + 1] = value
+            list[count + 1], list[count + 2] = name, value
+            count = count + 2
         end
     end
     if code == 100 then
-        return pushed(native.head(self.ud, 100, list))
+        return pushed(self, native.head(self.ud, 100, list))
     end
-    -- Ended with the head: `content-length: 0`, as lua-http sends (not for HEAD, whose length
-    -- would be the GET's).
-    if end_stream and not length and self.request_headers:get(":method") ~= "HEAD" then
-        length = 0
-    end
-    local r, e = native.head(self.ud, code, list, length)
-    if r == false then return fail(e) end
     self.head_written = true
-    if code ~= 101 and (end_stream or (code >= 100 and code < 200)) then
-        return self:write_chunk("", true, left(deadline))
+    if code == 101 then
+        return pushed(self, native.head(self.ud, 101, list, length))
     end
+    if end_stream then
+        -- Ended with the head: `content-length: 0`, as lua-http sends (not for HEAD, whose
+        -- length would be the GET's).
+        if not length and self.request_headers:get(":method") ~= "HEAD" then length = 0 end
+        local hold = not self.body_done and not self.body_failed
+        self.ended, self.end_held = true, hold
+        self.state = self.state == "open" and "half closed (local)" or "closed"
+        local r, e = respond(self.ud, code, list, length, nil, not hold)
+        if r == ERR then error(e, 2) end
+        return pushed(self, r, e)
+    end
+    self.head_code, self.head_list, self.head_length = code, list, length
+    n_deferred = n_deferred + 1
+    deferred[n_deferred] = self
     return true
 end
 
@@ -397,11 +408,27 @@ function stream_methods:write_chunk(chunk, end_stream, timeout)
         return fail("EPIPE")
     end
     if not self.head_written then error("write_chunk: the headers have not been written", 2) end
+    if type(chunk) ~= "string" then
+        if type(chunk) ~= "number" then
+            error("bad argument #1 to 'write_chunk' (string expected, got " .. type(chunk) .. ")", 2)
+        end
+        chunk = tostring(chunk)
+    end
     local ok, err, n = wait_room(self, timeout and monotime() + timeout)
     if not ok then return nil, err, n end
     local hold = end_stream and not self.body_done and not self.body_failed
-    local r, e = native.data(self.ud, chunk, end_stream and not hold)
+    local r, e
+    local code = self.head_code
+    if code then
+        self.head_code = nil
+        r, e = respond(self.ud, code, self.head_list, self.head_length, chunk,
+            end_stream and not hold)
+    else
+        r, e = push_data(self.ud, chunk, end_stream and not hold)
+    end
+    if r == ERR then error(e, 2) end
     if r == false then return fail(e) end
+    if r == nil then self.full = true end
     if end_stream then
         self.ended = true
         self.end_held = hold
@@ -443,9 +470,11 @@ end
 -- Finishes the stream as lua-http does after a handler: `503` if no response was started; a
 -- response left unfinished is cut off. The request body left unread is not needed.
 function stream_methods:shutdown()
+    flush_head(self)
     self:finish_response()
     if self.state ~= "closed" then
-        native.shutdown(self.ud)
+        -- A complete response needs nothing more; otherwise `503`, or the response is cut.
+        if not self.ended then native.shutdown(self.ud) end
         self.state = "closed"
     end
     return true
@@ -462,16 +491,6 @@ end
 
 local servers = {} -- listener id (its port) -> server
 
--- New streams arrive as internal events; each goes to its server's accept coroutine.
-cqueues._on(native.stream_event, function(ev)
-    local server = servers[ev[2]]
-    if not server or not server.id then
-        native.shutdown(ev[3])
-        return
-    end
-    server.pending[#server.pending + 1] = new_stream(server, ev[3], ev[4])
-    server.arrived:signal()
-end)
 
 local function default_onerror(server, context, op, err, errno) -- luacheck: ignore 212
     local msg = op
@@ -540,6 +559,26 @@ local function accept_loop(server)
     end
     server.pending = {}
 end
+
+-- New streams arrive as internal events: each starts its handler, through the server's accept
+-- coroutine when it must wait (paused, or behind others).
+cqueues._on(native.stream_event, function(server_id, ud, id)
+    local server = servers[server_id]
+    if not server or not server.id then
+        native.shutdown(ud)
+        return
+    end
+    local stream = new_stream(server, ud, id)
+    if #server.pending == 0 and not server.paused then
+        -- The common case: start its handler at once (the accept coroutine handles a backlog
+        -- and pauses).
+        stream.connection._fresh = false
+        server.cq:wrap(handle_stream, server, stream)
+        return
+    end
+    server.pending[#server.pending + 1] = stream
+    server.arrived:signal()
+end)
 
 local function check_options(tbl)
     if type(tbl) ~= "table" then error("bad argument #1 (table of options expected)", 3) end

@@ -29,8 +29,6 @@ pub const STREAM_EVENT: &str = "ccserve_http_stream";
 /// response is open answers `500` (the guard's rule).
 pub struct Stream {
     request: IncomingRequest,
-    /// The listener the stream came from.
-    server: u64,
 }
 
 impl Stream {
@@ -46,7 +44,7 @@ pub fn event_values(lua: &Lua, request: IncomingRequest) -> mlua::Result<MultiVa
     let server = u64::from(request.port);
     let id = request.guard.exchange().id();
     // The listener's id travels in the port field's place: see `listen` (ids are ports here).
-    let ud = lua.create_any_userdata(Stream { request, server })?;
+    let ud = lua.create_any_userdata(Stream { request })?;
     Ok(MultiValue::from_vec(vec![
         Value::String(lua.create_string(STREAM_EVENT)?),
         args::int_value(server as i64),
@@ -165,6 +163,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 event: STREAM_EVENT,
                 reuse_port: opt_bool(&opts, "reuseport")?.unwrap_or(false),
                 v6_only: opt_bool(&opts, "v6only")?,
+                report_closed: true,
             };
             let addr = SocketAddr::new(ip, port);
             let listener = match Listener::start(
@@ -210,25 +209,62 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         })?,
     )?;
 
-    // info(stream) -> method, target, minor version, headers {name, value, ...}, connection id,
-    // server id, peer family, ip, port, local family, ip, port.
+    // info(stream) -> fields, minor version, connection id, has body, peer family, ip, port,
+    // local family, ip, port. `fields` is laid out as an `http.headers`
+    // object stores them (name, value, never_index per field; `_count`): the request line as
+    // pseudo-headers, then the fields in order, names in lower case, `Host` as `:authority`.
     native_tbl.set(
         "info",
         native(lua, |lua, args| {
             with_stream(args, |s| {
                 let r = &s.request;
-                let headers = lua.create_table_with_capacity(r.headers.len() * 2, 0)?;
-                for (i, (name, value)) in r.headers.iter().enumerate() {
-                    headers.raw_set(i * 2 + 1, name.as_str())?;
-                    headers.raw_set(i * 2 + 2, lua.create_string(value)?)?;
+                let fields = lua.create_table_with_capacity(3 * (r.headers.len() + 4), 1)?;
+                let mut count = 0;
+                let mut push = |name: &[u8], value: &[u8], never: bool| -> mlua::Result<()> {
+                    let at = 3 * count;
+                    fields.raw_set(at + 1, lua.create_string(name)?)?;
+                    fields.raw_set(at + 2, lua.create_string(value)?)?;
+                    fields.raw_set(at + 3, never)?;
+                    count += 1;
+                    Ok(())
+                };
+                push(b":method", r.method.as_bytes(), false)?;
+                let connect = r.method == "CONNECT";
+                push(
+                    if connect { b":authority" } else { b":path" },
+                    r.target.as_bytes(),
+                    false,
+                )?;
+                push(b":scheme", b"http", false)?;
+                let (mut has_authority, mut has_body) = (connect, false);
+                let mut lower = Vec::new();
+                for (name, value) in &r.headers {
+                    lower.clear();
+                    lower.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+                    match lower.as_slice() {
+                        b"host" => {
+                            if !has_authority {
+                                push(b":authority", value, false)?;
+                                has_authority = true;
+                            }
+                            continue;
+                        }
+                        b"transfer-encoding" => has_body = true,
+                        b"content-length" => has_body |= value.trim_ascii() != b"0",
+                        _ => {}
+                    }
+                    let never = matches!(
+                        lower.as_slice(),
+                        b"authorization" | b"proxy-authorization" | b"cookie" | b"set-cookie"
+                    );
+                    push(&lower, value, never)?;
                 }
+                fields.raw_set("_count", count)?;
                 let mut out = vec![
-                    Value::String(lua.create_string(&r.method)?),
-                    Value::String(lua.create_string(&r.target)?),
+                    Value::Table(fields),
                     Value::Integer(mlua::Integer::from(r.minor_version)),
-                    Value::Table(headers),
                     args::int_value(r.connection as i64),
-                    args::int_value(s.server as i64),
+                    Value::Boolean(has_body),
                 ];
                 out.extend(name_values(lua, r.peer)?);
                 out.extend(name_values(lua, r.local)?);

@@ -31,17 +31,16 @@ end
 local open = {} -- exchange id -> websocket whose connection is live
 
 -- Connection events: "open" (the handle), "message" (data, binary), "closed" (reason, code).
-cqueues._on(native.websocket_event, function(ev)
-    local ws = open[ev[2]]
+cqueues._on(native.websocket_event, function(id, kind, a, b)
+    local ws = open[id]
     if not ws then return end
-    local kind = ev[3]
     if kind == "open" then
-        ws.conn = ev[4]
+        ws.conn = a
     elseif kind == "message" then
-        ws.inbox[#ws.inbox + 1] = { ev[4], ev[5] and "binary" or "text" }
+        ws.inbox[#ws.inbox + 1] = { a, b and "binary" or "text" }
     elseif kind == "closed" then
-        ws.closed = { ev[4], ev[5] }
-        open[ev[2]] = nil
+        ws.closed = { a, b }
+        open[id] = nil
     end
     ws.arrived:signal()
 end)
