@@ -6,7 +6,7 @@ descriptors and threads came back to where they started.
     cargo build --release
     target/release/ccserve --bind 127.0.0.1 --header-timeout 2 --keep-alive-timeout 2 \\
         bench/soak.lua 18700 18701 &
-    python3 bench/soak.py 18700 18701 $(pgrep -n ccserve) 600      # seconds
+    python3 bench/soak.py 18700 18701 $! 600      # the server's pid ($!), seconds
 
 Needs `pip install websockets`. Loopback only.
 """

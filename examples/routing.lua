@@ -1,7 +1,7 @@
 -- Routing by method and path with the event API (http.addListener + os.pullEvent), the way
 -- CraftOS-PC scripts that serve more than one thing are written.
 -- Run it:  ccserve examples/routing.lua [PORT]
---   curl http://127.0.0.1:8080/            -> index
+--   curl http://127.0.0.1:8080/            -> the list of routes
 --   curl http://127.0.0.1:8080/time        -> the time
 --   curl -X POST -d 'hi' http://127.0.0.1:8080/notes; curl http://127.0.0.1:8080/notes
 --   curl -X DELETE http://127.0.0.1:8080/  -> 405
