@@ -63,11 +63,15 @@ impl Server {
             .expect("an event within WAIT")
     }
 
-    /// The next request (stream-ready events for earlier exchanges are skipped).
+    /// The next request (stream-ready events for earlier exchanges are skipped), taken as an
+    /// API takes it: marked delivered, so the response timeout no longer applies to it.
     fn next_request(&self) -> Box<IncomingRequest> {
         loop {
             match self.next_event() {
-                Event::HttpRequest(r) => return r,
+                Event::HttpRequest(r) => {
+                    r.guard.exchange().mark_delivered();
+                    return r;
+                }
                 Event::StreamReady(_) => continue,
                 other => panic!("unexpected event {}", other.name()),
             }
