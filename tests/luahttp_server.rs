@@ -13,7 +13,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{closed_within, connect, exchange, get, read_response, Response, Server, WAIT};
+use common::{
+    closed_within, connect, exchange, get, read_response, read_to_close, read_until, Response,
+    Server, WAIT,
+};
 
 /// How long "nothing happens" is watched for.
 const QUIET: Duration = Duration::from_millis(300);
@@ -74,34 +77,6 @@ fn start(options: &str, onstream: &str) -> Server {
 
 fn read_one(stream: &mut TcpStream) -> Response {
     read_response(stream, false).expect("a response before the connection closed")
-}
-
-/// Reads until `needle` has arrived; returns everything read.
-fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    while !got.windows(needle.len()).any(|w| w == needle) {
-        match stream.read(&mut buf) {
-            Ok(0) => panic!(
-                "closed before {:?}; got {:?}",
-                String::from_utf8_lossy(needle),
-                String::from_utf8_lossy(&got)
-            ),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading: {e}; got {:?}", String::from_utf8_lossy(&got)),
-        }
-    }
-    got
-}
-
-/// Everything until the peer closes (a reset counts as the end).
-fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    match stream.read_to_end(&mut got) {
-        Ok(_) => got,
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => got,
-        Err(e) => panic!("reading: {e}; got {:?}", String::from_utf8_lossy(&got)),
-    }
 }
 
 /// Asserts nothing arrives on `stream` (no bytes, no close) for `QUIET`.

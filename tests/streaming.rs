@@ -7,37 +7,8 @@
 
 mod common;
 
-use common::{connect, get, rss_kib_of, Server, WAIT};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-
-/// Reads until `needle` has arrived; returns everything read.
-fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    while !got.windows(needle.len()).any(|w| w == needle) {
-        match stream.read(&mut buf) {
-            Ok(0) => panic!(
-                "closed before {:?}; got {:?}",
-                String::from_utf8_lossy(needle),
-                String::from_utf8_lossy(&got)
-            ),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("reading: {e}; got {:?}", String::from_utf8_lossy(&got)),
-        }
-    }
-    got
-}
-
-/// Reads to end of stream.
-fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut got = Vec::new();
-    match stream.read_to_end(&mut got) {
-        Ok(_) => got,
-        Err(e) if e.kind() == ErrorKind::ConnectionReset => got,
-        Err(e) => panic!("reading: {e}"),
-    }
-}
+use common::{connect, get, read_to_close, read_until, rss_kib_of, Server, WAIT};
+use std::io::{Read, Write};
 
 /// Bytes of the large transfer: 1 GiB unless `CCSERVE_STREAM_TEST_MIB` says otherwise
 /// (`scripts/cross-test.sh` lowers it under qemu).

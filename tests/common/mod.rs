@@ -531,3 +531,31 @@ pub fn rss_kib_of(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Reads until `needle` has arrived; returns everything read (fails if the peer closes first).
+pub fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !got.windows(needle.len()).any(|w| w == needle) {
+        match stream.read(&mut buf) {
+            Ok(0) => panic!(
+                "closed before {:?}; got {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading: {e}; got {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    got
+}
+
+/// Everything until the peer closes (a reset counts as the end).
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    match stream.read_to_end(&mut got) {
+        Ok(_) => got,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => got,
+        Err(e) => panic!("reading: {e}; got {:?}", String::from_utf8_lossy(&got)),
+    }
+}
