@@ -12,7 +12,7 @@ use super::Context;
 use crate::event::{HTTP_REQUEST, STREAM_READY};
 use crate::event_loop::keep_events_marker;
 use crate::http::client::{self, ClientRequest};
-use crate::http::listener::{Listener, ListenerOptions};
+use crate::http::listener::{remove_listener, Listener, ListenerOptions};
 
 /// Fills `native` with the `http` functions.
 pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
@@ -58,10 +58,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         native(lua, move |lua, args| {
             let port = args::integer(lua, args, 1)?;
             if let Ok(port) = u16::try_from(port) {
-                let removed = c.listeners.borrow_mut().remove(&port);
-                if let Some(mut listener) = removed {
-                    listener.stop();
-                }
+                remove_listener(&c.listeners, port);
             }
             Ok(nothing())
         })?,

@@ -258,6 +258,15 @@ impl Listener {
     }
 }
 
+/// Removes the listener on `port` from `listeners` (an API's table of its listeners, by port)
+/// and stops it, outside the borrow: stopping waits for its connection threads.
+pub fn remove_listener(listeners: &std::cell::RefCell<HashMap<u16, Listener>>, port: u16) {
+    let removed = listeners.borrow_mut().remove(&port);
+    if let Some(mut listener) = removed {
+        listener.stop();
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
         self.stop();

@@ -78,6 +78,13 @@ impl Server {
         }
     }
 
+    /// Connects, sends `raw` and takes the request it makes.
+    fn request(&self, raw: &[u8]) -> (TcpStream, Box<IncomingRequest>) {
+        let mut client = self.connect();
+        client.write_all(raw).expect("send the request");
+        (client, self.next_request())
+    }
+
     /// Waits for the exchange's stream-ready event.
     fn wait_ready(&self, exchange: &Exchange) {
         let deadline = Instant::now() + WAIT;
@@ -208,11 +215,7 @@ fn transfer_bytes() -> u64 {
 #[test]
 fn each_part_reaches_the_client_before_the_next_is_pushed() {
     let srv = server(BodyMode::Streamed, Config::default());
-    let mut client = srv.connect();
-    client
-        .write_all(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let request = srv.next_request();
+    let (mut client, request) = srv.request(b"GET /sse HTTP/1.1\r\nHost: x\r\n\r\n");
     let exchange = request.guard.exchange();
     exchange.push(head(200, None)).unwrap();
     exchange.push(Part::Data(b"first".to_vec())).unwrap();
@@ -240,11 +243,7 @@ fn each_part_reaches_the_client_before_the_next_is_pushed() {
 fn a_response_that_breaks_its_content_length_ends_the_connection() {
     let srv = server(BodyMode::Streamed, Config::default());
     // Too long: the extra data is refused and the connection closed.
-    let mut client = srv.connect();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let request = srv.next_request();
+    let (mut client, request) = srv.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let exchange = request.guard.exchange();
     exchange.push(head(200, Some(3))).unwrap();
     exchange.push(Part::Data(b"abcd".to_vec())).unwrap();
@@ -260,11 +259,7 @@ fn a_response_that_breaks_its_content_length_ends_the_connection() {
     );
 
     // Too short: what was promised never completes; the connection closes after what was sent.
-    let mut client = srv.connect();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let request = srv.next_request();
+    let (mut client, request) = srv.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let exchange = request.guard.exchange();
     exchange.push(head(200, Some(10))).unwrap();
     exchange.push(Part::Data(b"abc".to_vec())).unwrap();
@@ -358,11 +353,7 @@ fn a_body_over_the_stream_limit_fails_the_read() {
         ..Config::default()
     };
     let srv = server(BodyMode::Streamed, config);
-    let mut client = srv.connect();
-    client
-        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
-        .unwrap();
-    let request = srv.next_request();
+    let (_client, request) = srv.request(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n");
     let exchange = request.guard.exchange();
     assert_eq!(
         srv.read_body(exchange, 64),
@@ -504,11 +495,7 @@ fn a_large_response_is_streamed_in_bounded_memory_at_the_clients_pace() {
 #[test]
 fn a_client_vanishing_mid_stream_makes_the_next_push_fail() {
     let srv = server(BodyMode::Streamed, Config::default());
-    let mut client = srv.connect();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let request = srv.next_request();
+    let (mut client, request) = srv.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let exchange = request.guard.exchange();
     exchange.push(head(200, None)).unwrap();
     exchange.push(Part::Data(b"hello".to_vec())).unwrap();

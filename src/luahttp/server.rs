@@ -17,7 +17,7 @@ use crate::craftos::Context;
 use crate::event::IncomingRequest;
 use crate::http::body::BodyError;
 use crate::http::exchange::{BodyPoll, Exchange, Part, PushError, Room};
-use crate::http::listener::{BodyMode, Listener, ListenerOptions};
+use crate::http::listener::{remove_listener, BodyMode, Listener, ListenerOptions};
 use crate::http::response::{valid_header_name, valid_header_value, ResponseHead};
 use crate::ws::connection::Limits;
 use crate::ws::WsOrigin;
@@ -199,11 +199,8 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         "close",
         native(lua, move |lua, args| {
             let id = args::integer(lua, args, 1)?;
-            let removed = u16::try_from(id)
-                .ok()
-                .and_then(|port| open.borrow_mut().remove(&port));
-            if let Some(mut listener) = removed {
-                listener.stop();
+            if let Ok(port) = u16::try_from(id) {
+                remove_listener(&open, port);
             }
             Ok(nothing())
         })?,
