@@ -96,6 +96,39 @@ pub fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, St
     Err(last_err)
 }
 
+/// Writes as much of `parts` (one after the other) as `stream` takes without blocking, and
+/// returns how many bytes it took; never blocks, whatever the socket's mode. Used by the Lua
+/// thread to put a small response or frame straight on a socket whose own thread is asleep
+/// (`http::direct`, `ws::connection`). Only on Linux; elsewhere it takes nothing, and the caller
+/// hands everything to the socket's thread as before.
+pub fn send_nonblocking(stream: &TcpStream, parts: &[&[u8]]) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let sock = socket2::SockRef::from(stream);
+        let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+        let mut left: &mut [io::IoSlice<'_>] = &mut slices;
+        let mut sent = 0;
+        while left.iter().any(|s| !s.is_empty()) {
+            match sock.send_vectored_with_flags(left, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+                Ok(0) => break,
+                Ok(n) => {
+                    sent += n;
+                    io::IoSlice::advance_slices(&mut left, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (stream, parts);
+        Ok(0)
+    }
+}
+
 /// Makes a thread blocked in `accept` on `socket` return (set the stop flag first).
 pub fn wake_accept(socket: &Socket, addr: SocketAddr) {
     // On Linux, shutting down a listening socket makes a blocked accept() fail at once.

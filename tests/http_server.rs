@@ -185,6 +185,71 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn idle_keep_alive_closes_after_the_keep_alive_timeout_not_the_response_timeout() {
+    // A small response is written by the Lua thread itself while the connection thread sleeps
+    // with the response deadline (`src/http/direct.rs`): the idle time must still count from the
+    // response, by the keep-alive timeout.
+    let server = echo_server(&["--keep-alive-timeout", "1", "--response-timeout", "60"]);
+    let mut s = connect(server.port);
+    for i in 0..3 {
+        s.write_all(keep_alive_get(&format!("/idle/{i}")).as_bytes())
+            .unwrap();
+        assert_eq!(read_one(&mut s).text(), format!("GET /idle/{i}|"));
+    }
+    let idle_since = Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(20)),
+        "idle connection left open"
+    );
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(15),
+        "closed after {idle:?}, with a keep-alive timeout of 1 s and a response timeout of 60 s"
+    );
+}
+
+#[test]
+fn pipelined_responses_larger_than_a_small_receive_window_arrive_whole() {
+    // The client's receive buffer is tiny and it reads only once every request is sent, so the
+    // socket fills: responses the Lua thread starts writing are finished by the connection thread.
+    // The requests after the first are read off the socket with it, so nothing on the socket
+    // tells the connection thread that a response went out: it must be woken. The timeouts are
+    // longer than the client's read timeout, so a missed wake-up fails the test.
+    let server = Server::start(
+        &common::listen_script(
+            "local n = tonumber(req.getURL():match('%d+'))\n\
+             res.write(string.rep(string.char(65 + n % 26), 20000 + n))\n\
+             res.close()",
+        ),
+        &["--response-timeout", "60", "--keep-alive-timeout", "60"],
+    );
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.port)).into())
+        .unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    const N: usize = 24;
+    let batch: String = (0..N)
+        .map(|i| keep_alive_get(&format!("/big/{i}")))
+        .collect();
+    s.write_all(batch.as_bytes()).unwrap();
+    for i in 0..N {
+        let resp = read_one(&mut s);
+        assert_eq!(resp.status, 200, "response {i}");
+        let want =
+            std::iter::repeat_n(char::from(65 + (i % 26) as u8), 20000 + i).collect::<String>();
+        assert!(
+            resp.text() == want,
+            "response {i}: {} bytes, not the {} expected",
+            resp.body.len(),
+            want.len()
+        );
+    }
+}
+
+#[test]
 fn hundred_concurrent_clients_each_get_their_own_answer() {
     let server = echo_server(&[]);
     let port = server.port;

@@ -120,6 +120,53 @@ fn fifty_concurrent_clients_get_their_own_echoes_in_order() {
 }
 
 #[test]
+fn burst_into_a_full_socket_arrives_whole_and_in_order() {
+    // The script sends 300 messages of 20 KB at once to a client with a tiny receive buffer that
+    // reads only afterwards: the first frames go straight from the Lua thread, the socket fills
+    // mid-frame, and the rest (a frame's tail, then the queued messages) goes through the writer
+    // thread. Every byte must arrive, in order, with the frames intact.
+    let server = Server::start(
+        r#"
+local server = assert(http.websocketServer(0))
+print("LISTENING " .. server.port)
+while true do
+    local event, a, b = os.pullEvent()
+    if event == "websocket_server_connect" then
+        for i = 1, 300 do
+            b.send(string.format("%05d", i) .. string.rep(string.char(65 + i % 26), 20000))
+        end
+        print("SENT")
+    end
+end
+"#,
+        &[],
+    );
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.port)).into())
+        .unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let (mut ws, _) =
+        tungstenite::client::client(format!("ws://127.0.0.1:{}/", server.port), stream)
+            .expect("handshake");
+    server.expect_line("SENT");
+    for i in 1..=300 {
+        let want = format!("{i:05}") + &String::from(char::from(65 + (i % 26) as u8)).repeat(20000);
+        match read_data(&mut ws) {
+            Message::Text(text) => assert!(
+                text.as_str() == want,
+                "message {i}: {} bytes starting {:?}",
+                text.len(),
+                &text.as_str()[..text.len().min(8)]
+            ),
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn four_mib_message_echoes_intact() {
     let server = echo_server();
     let mut ws = ws_connect(server.port);

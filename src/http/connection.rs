@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::body::{read_body, BodyError, BodyReader, Framing};
+use super::direct::{Direct, Waker};
 use super::exchange::{BodyPoll, Exchange, ExchangeGuard, Part, Upgrade, Upgraded, Work};
 use super::head::{read_head, HeadError, HeadLimits, RequestHead};
 use super::input::Input;
@@ -74,6 +75,8 @@ fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
         peer: stream.peer_addr().ok(),
         local: stream.local_addr().ok(),
         connection,
+        // With a waker, the Lua thread writes small responses itself (`super::direct`).
+        waker: Waker::new().map(Arc::new),
     };
     let mut input = Input::shared(stream);
     let limits = HeadLimits {
@@ -82,8 +85,9 @@ fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
         max_headers: config.max_headers,
         header_timeout: config.header_timeout,
     };
+    let mut idle_from = Instant::now();
     loop {
-        let idle_deadline = Instant::now() + config.keep_alive_timeout;
+        let idle_deadline = idle_from + config.keep_alive_timeout;
         let head = match read_head(&mut input, &limits, idle_deadline) {
             Ok(head) => head,
             Err(HeadError::Idle) | Err(HeadError::Vanished) => return,
@@ -94,7 +98,8 @@ fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
             }
         };
         match handle_request(&mut input, head, &peers, shared) {
-            Next::KeepAlive => continue,
+            Next::KeepAlive => idle_from = Instant::now(),
+            Next::KeepAliveSince(at) => idle_from = at,
             Next::Close => {
                 linger_close(input);
                 return;
@@ -118,6 +123,8 @@ struct Peers {
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
     connection: u64,
+    /// The connection thread's waker, when direct writes are possible.
+    waker: Option<Arc<Waker>>,
 }
 
 /// A connection id, unique in the process.
@@ -129,6 +136,8 @@ fn next_connection_id() -> u64 {
 /// What to do with the connection after a request.
 enum Next {
     KeepAlive,
+    /// Keep alive, idle since then (the Lua thread wrote the response).
+    KeepAliveSince(Instant),
     Close,
     /// The client has gone: just end.
     Gone,
@@ -227,6 +236,25 @@ fn handle_request(
     let Some(id) = shared.register(exchange.clone()) else {
         return answer(input, Response::plain(503), minor, false, false);
     };
+    // A small response may be written by the Lua thread itself, once the request is read whole.
+    if let Some(waker) = &peers.waker {
+        if streamed_body.as_ref().is_none_or(|b| b.reader.is_done()) {
+            exchange.enable_direct(
+                Direct {
+                    stream: input.shared_stream().clone(),
+                    waker: waker.clone(),
+                    opts: WireOptions {
+                        minor_version: minor,
+                        head_only,
+                        keep_alive,
+                    },
+                    stopped: shared.stopped.clone(),
+                    keep_alive_timeout: config.keep_alive_timeout,
+                },
+                !input.buffered().is_empty(),
+            );
+        }
+    }
     let request = IncomingRequest {
         event: shared.options.event,
         port: shared.port,
@@ -299,6 +327,19 @@ fn serve_exchange(
                 );
             }
             Work::Abort => return Next::Abort,
+            Work::Sent(sent) => {
+                if !sent.rest.is_empty() {
+                    if let Err(e) = input.stream().write_all(&sent.rest) {
+                        log::debug!("writing a response failed: {e}");
+                        return Next::Gone;
+                    }
+                }
+                return match sent.keep_alive && !shared.stopped.load(Ordering::SeqCst) {
+                    true if sent.rest.is_empty() => Next::KeepAliveSince(sent.at),
+                    true => Next::KeepAlive,
+                    false => Next::Close,
+                };
+            }
             Work::ReadBody(max) => {
                 let found = match body.as_deref_mut() {
                     Some(body) => {

@@ -21,7 +21,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::body::BodyError;
-use super::response::{Response, ResponseHead};
+use super::direct::{Direct, DIRECT_MAX_BODY};
+use super::response::{write_response, PartWriter, Response, ResponseHead, WireOptions};
 use crate::event::{Event, EventSender};
 
 /// A piece of a response, in the order it goes out.
@@ -125,6 +126,29 @@ struct State {
     body: Option<BodyPoll>,
     /// Whether the connection thread is reading the body now.
     body_reading: bool,
+    /// Set when the Lua side may write a whole response to the socket itself.
+    direct: Option<Direct>,
+    /// The connection thread is doing work it took (writing parts, reading the body): the Lua
+    /// side must not write to the socket.
+    conn_busy: bool,
+    /// The connection thread sleeps on its [`Waker`](super::direct::Waker): wake it there.
+    polling: bool,
+    /// The socket became readable while the connection thread waited (the client's next
+    /// request, or its closing): stop watching it for this exchange.
+    socket_seen: bool,
+    /// The Lua side wrote the response (or its start) to the socket itself.
+    sent: Option<Sent>,
+}
+
+/// A response the Lua side wrote itself (see [`super::direct`]).
+#[derive(Debug)]
+pub struct Sent {
+    /// Whether the connection may carry another request.
+    pub keep_alive: bool,
+    /// What the socket did not take, for the connection thread to write.
+    pub rest: Vec<u8>,
+    /// When the response was finished (the keep-alive idle time runs from there).
+    pub at: Instant,
 }
 
 /// Shared between a connection thread and a Lua handle.
@@ -154,6 +178,8 @@ pub enum Work {
     ReadBody(usize),
     /// Close the connection without finishing the response.
     Abort,
+    /// The Lua side wrote the response; write what is left of it, and the exchange is over.
+    Sent(Sent),
 }
 
 impl Exchange {
@@ -177,6 +203,11 @@ impl Exchange {
                 body_wanted: None,
                 body: None,
                 body_reading: false,
+                direct: None,
+                conn_busy: false,
+                polling: false,
+                socket_seen: false,
+                sent: None,
             }),
             wake: Condvar::new(),
             delivered: AtomicBool::new(false),
@@ -189,6 +220,105 @@ impl Exchange {
     /// The id [`Event::StreamReady`] carries: unique in the process.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Lets the Lua side write a complete small response to the socket itself, while the
+    /// connection thread waits on `direct`'s waker (see [`super::direct`]). Set by the
+    /// connection thread before the request is handed over.
+    /// `waiting` says a next request is already read (pipelined): the socket will not tell the
+    /// connection thread that this response went out, so it is woken for it.
+    pub fn enable_direct(&self, direct: Direct, waiting: bool) {
+        let mut st = self.lock();
+        st.direct = Some(direct);
+        st.socket_seen = waiting;
+    }
+
+    /// Wakes the connection thread wherever it waits, and releases the lock.
+    fn wake_conn(&self, mut st: MutexGuard<'_, State>) {
+        if std::mem::take(&mut st.polling) {
+            if let Some(direct) = &st.direct {
+                direct.waker.poke();
+            }
+            return;
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Writes the complete response in `st` (a closed draft whose head has not gone out, or a
+    /// streamed response queued whole, head to end) to the socket from the calling (Lua)
+    /// thread, if the connection allows it and the connection thread is not in the middle of
+    /// the exchange. Returns whether the connection thread must still be woken: not when the
+    /// socket took everything.
+    fn try_direct(&self, st: &mut State) -> bool {
+        let Some(direct) = st.direct.as_ref() else {
+            return true;
+        };
+        if st.conn_busy || st.gone || st.aborted || st.sent.is_some() {
+            return true;
+        }
+        let stopped = direct.stopped.load(Ordering::SeqCst);
+        let mut out = Vec::new();
+        let keep_alive = if !st.head_queued {
+            let draft = &st.draft;
+            if draft.body.len() > DIRECT_MAX_BODY {
+                return true;
+            }
+            let keep_alive =
+                direct.opts.keep_alive && !draft.wants_close() && draft.status >= 200 && !stopped;
+            let opts = WireOptions {
+                keep_alive,
+                ..direct.opts
+            };
+            if write_response(&mut out, draft, opts).is_err() {
+                return true;
+            }
+            keep_alive
+        } else {
+            // Only a response queued from its head to its end, nothing of it taken yet.
+            if !matches!(st.parts.front(), Some(Part::Head(_)))
+                || !matches!(st.parts.back(), Some(Part::End))
+                || st.queued > DIRECT_MAX_BODY
+            {
+                return true;
+            }
+            let mut writer = PartWriter::new(direct.opts);
+            for part in &st.parts {
+                let done = match part {
+                    Part::Head(head) => {
+                        writer.head(head, !stopped);
+                        Ok(())
+                    }
+                    Part::Data(data) => writer.data(&mut out, data),
+                    Part::End => writer.end(),
+                    // Interim responses and hand-overs stay with the connection thread.
+                    Part::Continue | Part::Upgrade(_) => return true,
+                };
+                // A broken Content-Length: the connection thread reports it and closes.
+                if done.is_err() {
+                    return true;
+                }
+            }
+            if writer.flush(&mut out).is_err() {
+                return true;
+            }
+            writer.keep_alive()
+        };
+        let taken = direct.send(&out).unwrap_or(0);
+        out.drain(..taken);
+        // The connection thread learns of a response sent whole from its socket (the client's
+        // next request), unless it stopped watching it (a request already waiting behind this
+        // one): then it must be woken, as for a remainder to write.
+        let wake = !out.is_empty() || st.socket_seen;
+        st.sent = Some(Sent {
+            keep_alive,
+            rest: out,
+            at: Instant::now(),
+        });
+        st.parts.clear();
+        st.queued = 0;
+        st.draft.body = Vec::new();
+        wake
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -255,8 +385,10 @@ impl Exchange {
             }
             st.parts.push_back(Part::End);
         }
-        drop(st);
-        self.wake.notify_one();
+        if !self.try_direct(&mut st) {
+            return Ok(());
+        }
+        self.wake_conn(st);
         Ok(())
     }
 
@@ -286,8 +418,7 @@ impl Exchange {
             st.parts.push_back(Part::Data(data));
         }
         let room = self.room(&mut st);
-        drop(st);
-        self.wake.notify_one();
+        self.wake_conn(st);
         Ok(room)
     }
 
@@ -310,8 +441,10 @@ impl Exchange {
             }
         }
         let room = self.room(&mut st);
-        drop(st);
-        self.wake.notify_one();
+        if result.is_ok() && st.closed && !self.try_direct(&mut st) {
+            return result.map(|()| room);
+        }
+        self.wake_conn(st);
         result.map(|()| room)
     }
 
@@ -367,8 +500,7 @@ impl Exchange {
         st.notify = true;
         if st.body_wanted.is_none() && !st.body_reading {
             st.body_wanted = Some(max.max(1));
-            drop(st);
-            self.wake.notify_one();
+            self.wake_conn(st);
         }
         BodyPoll::Pending
     }
@@ -387,8 +519,7 @@ impl Exchange {
         } else {
             st.draft = Response::plain(status);
         }
-        drop(st);
-        self.wake.notify_one();
+        self.wake_conn(st);
         true
     }
 
@@ -400,54 +531,89 @@ impl Exchange {
     /// gets the draft's remaining bytes and its end.
     pub fn next_work(&self, deadline: Instant) -> Work {
         let mut st = self.lock();
-        loop {
+        st.conn_busy = false;
+        let work = loop {
+            if let Some(sent) = st.sent.take() {
+                break Work::Sent(sent);
+            }
             // What was queued before an abandon still goes out; then the connection is cut.
             if !st.parts.is_empty() {
-                return Work::Parts(std::mem::take(&mut st.parts));
+                break Work::Parts(std::mem::take(&mut st.parts));
             }
             if st.aborted {
-                return Work::Abort;
+                break Work::Abort;
             }
             if st.closed && !st.head_queued {
-                return Work::Complete(std::mem::replace(&mut st.draft, Response::status(200)));
+                break Work::Complete(std::mem::replace(&mut st.draft, Response::status(200)));
             }
             if let Some(max) = st.body_wanted.take() {
                 st.body_reading = true;
-                return Work::ReadBody(max);
+                break Work::ReadBody(max);
             }
             let delivered = self.delivered.load(Ordering::SeqCst);
-            if delivered && !self.timed {
-                // The API keeps no deadline on a response its script is handling.
-                st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
+            let untimed = delivered && !self.timed;
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                st.closed = true;
-                if !st.head_queued {
-                    if delivered {
-                        log::debug!("response not closed in time; sending what was buffered");
-                    } else {
-                        log::debug!("request never reached the script; answering 503");
-                        st.draft = Response::plain(503);
-                    }
-                    return Work::Complete(std::mem::replace(&mut st.draft, Response::status(200)));
-                }
-                log::debug!("streamed response idle for the response timeout; ending it");
-                let rest = std::mem::take(&mut st.draft.body);
-                let mut parts = VecDeque::new();
-                if !rest.is_empty() {
-                    parts.push_back(Part::Data(rest));
-                }
-                parts.push_back(Part::End);
-                return Work::Parts(parts);
+            if !untimed && left.is_zero() {
+                break self.time_out(&mut st, delivered);
             }
-            st = self
-                .wake
-                .wait_timeout(st, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            st = self.sleep(st, (!untimed).then_some(left));
+        };
+        st.conn_busy = !matches!(work, Work::Sent(_));
+        work
+    }
+
+    /// Sleeps until woken, or `timeout` passes: on the waker (and the socket, until it turns
+    /// readable) when direct writes are on, else on the condition variable.
+    fn sleep<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        timeout: Option<std::time::Duration>,
+    ) -> MutexGuard<'a, State> {
+        let Some(direct) = &st.direct else {
+            return match timeout {
+                None => self.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(left) => self
+                    .wake
+                    .wait_timeout(st, left)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0),
+            };
+        };
+        let waker = direct.waker.clone();
+        let stream = direct.stream.clone();
+        // Even without a response deadline, wake within the keep-alive timeout: a response the
+        // Lua side sent itself leaves the connection idle from then on.
+        let idle = direct.keep_alive_timeout;
+        let watch = (!st.socket_seen).then_some(&*stream);
+        st.polling = true;
+        drop(st);
+        let woken = waker.wait(watch, timeout.map_or(idle, |t| t.min(idle)));
+        let mut st = self.lock();
+        st.polling = false;
+        st.socket_seen |= woken.socket;
+        st
+    }
+
+    /// The response deadline passed: the response is finished as it stands.
+    fn time_out(&self, st: &mut State, delivered: bool) -> Work {
+        st.closed = true;
+        if !st.head_queued {
+            if delivered {
+                log::debug!("response not closed in time; sending what was buffered");
+            } else {
+                log::debug!("request never reached the script; answering 503");
+                st.draft = Response::plain(503);
+            }
+            return Work::Complete(std::mem::replace(&mut st.draft, Response::status(200)));
         }
+        log::debug!("streamed response idle for the response timeout; ending it");
+        let rest = std::mem::take(&mut st.draft.body);
+        let mut parts = VecDeque::new();
+        if !rest.is_empty() {
+            parts.push_back(Part::Data(rest));
+        }
+        parts.push_back(Part::End);
+        Work::Parts(parts)
     }
 
     /// The connection thread wrote `bytes` data bytes; tells a waiting Lua side once the queue is
@@ -484,6 +650,8 @@ impl Exchange {
         st.gone = true;
         st.parts.clear();
         st.queued = 0;
+        // The socket and the waker are the connection's: let them go with it.
+        st.direct = None;
         let tell = std::mem::take(&mut st.notify);
         drop(st);
         if tell {

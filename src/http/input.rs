@@ -120,6 +120,11 @@ impl Input {
         Ok(&self.buf[s..s + n])
     }
 
+    /// The shared handle on the stream (for writing from another thread).
+    pub fn shared_stream(&self) -> &Arc<TcpStream> {
+        &self.stream
+    }
+
     /// The underlying stream, for writing responses.
     pub fn stream(&self) -> &TcpStream {
         &self.stream

@@ -129,7 +129,7 @@ pub struct ListenerShared {
     /// How bodies are read and what requests are called.
     pub options: ListenerOptions,
     /// Set when the listener is removed.
-    pub stopped: AtomicBool,
+    pub stopped: Arc<AtomicBool>,
     /// The threads serving open connections.
     pub connections: Arc<Workers>,
     /// Responses owed, for a clean exit.
@@ -189,7 +189,7 @@ impl Listener {
             config,
             events,
             options,
-            stopped: AtomicBool::new(false),
+            stopped: Arc::new(AtomicBool::new(false)),
             connections: Arc::new(Workers::default()),
             tracker,
             pending: Mutex::new(HashMap::new()),

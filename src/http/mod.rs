@@ -7,6 +7,7 @@
 pub mod body;
 pub mod client;
 pub mod connection;
+pub mod direct;
 pub mod exchange;
 pub mod head;
 pub mod input;

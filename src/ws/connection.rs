@@ -7,9 +7,13 @@
 //! - the **writer** thread owns a second `WebSocket` over a clone of the socket, used only to
 //!   frame outgoing messages, and writes the reader's replies in order with them.
 //!
-//! A `send` from Lua is a non-blocking push into the writer's (counted, bounded) queue: it reaches the wire as soon
-//! as the writer thread wakes, and a slow client can never block the Lua thread (a full queue
-//! closes that client instead). Nothing polls: both threads block on their socket or channel.
+//! A `send` from Lua never blocks. On the server side, when the writer has nothing queued and is
+//! not writing, the Lua thread puts the frame on the socket itself with a non-blocking send
+//! (one echo then wakes only the reader, not the writer too); whatever the socket does not take
+//! goes to the writer. Otherwise the message joins the writer's (counted, bounded) queue and
+//! reaches the wire as soon as the writer thread wakes; a slow client can never block the Lua
+//! thread (a full queue closes that client instead). Nothing polls: both threads block on their
+//! socket or channel.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tungstenite::protocol::frame::{CloseFrame, Frame};
+use tungstenite::protocol::frame::{CloseFrame, Frame, FrameHeader};
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
@@ -43,16 +47,45 @@ pub enum Out {
     Stop,
 }
 
+/// Who writes to a connection's socket: its writer thread, or (server side, when the writer is
+/// idle) the Lua thread.
+#[derive(Debug, Default)]
+struct Wire {
+    /// Items handed to the writer and not yet written, of every kind.
+    in_flight: AtomicUsize,
+    /// Held by whoever is writing to the socket. The writer waits for it; the Lua thread only
+    /// tries it, and hands its message to the writer when it is taken.
+    writing: Mutex<()>,
+}
+
+/// The sending end of a writer's queue, counting what is in flight.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    tx: Sender<Out>,
+    wire: Arc<Wire>,
+}
+
+impl Outbox {
+    /// Queues `out` for the writer; fails if the writer is gone.
+    pub fn send(&self, out: Out) -> Result<(), Out> {
+        self.wire.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.tx.send(out).map_err(|e| {
+            self.wire.in_flight.fetch_sub(1, Ordering::SeqCst);
+            e.into_inner()
+        })
+    }
+}
+
 /// The reader's stream: reads from the socket, writes go to the writer thread as whole frames
 /// (tungstenite buffers a frame completely and hands it over in one `write`).
 pub struct Duplex {
     read: TcpStream,
-    out: Sender<Out>,
+    out: Outbox,
 }
 
 impl Duplex {
     /// A duplex over `read`, writing through `out`.
-    pub fn new(read: TcpStream, out: Sender<Out>) -> Duplex {
+    pub fn new(read: TcpStream, out: Outbox) -> Duplex {
         Duplex { read, out }
     }
 }
@@ -81,10 +114,13 @@ impl Write for Duplex {
 pub struct Control {
     /// Unique per process; the script sees it as the client ID.
     pub id: u64,
-    out: Sender<Out>,
-    /// A handle on the socket to abort it; released when the connection has ended, so a handle
-    /// the script keeps (or has not collected yet) does not hold the file descriptor.
+    out: Outbox,
+    /// A handle on the socket to abort it (and, server side, to send on it directly); released
+    /// when the connection has ended, so a handle the script keeps (or has not collected yet)
+    /// does not hold the file descriptor.
     socket: Mutex<Option<TcpStream>>,
+    /// Whether the Lua thread may write frames itself (server side: frames are not masked).
+    direct: bool,
     closed: Arc<AtomicBool>,
     max_message: usize,
     queued: Arc<AtomicUsize>,
@@ -115,6 +151,9 @@ impl Control {
         if self.is_closed() {
             return Err(SendError::Closed);
         }
+        let Err(data) = self.send_direct(data, binary) else {
+            return Ok(());
+        };
         // The queue itself is unbounded (so an idle client costs no preallocated slots); this
         // count bounds it.
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.send_queue {
@@ -126,6 +165,51 @@ impl Control {
         self.out
             .send(Out::Message { data, binary })
             .map_err(|_| SendError::Closed)
+    }
+
+    /// Writes a message frame to the socket from the calling (Lua) thread when the writer is
+    /// idle with nothing queued; what the socket does not take goes to the writer, in order.
+    /// Gives the data back when the writer must send it all.
+    fn send_direct(&self, data: Vec<u8>, binary: bool) -> Result<(), Vec<u8>> {
+        if !self.direct || data.len() > DIRECT_MAX_FRAME {
+            return Err(data);
+        }
+        let Ok(_writing) = self.out.wire.writing.try_lock() else {
+            return Err(data);
+        };
+        if self.out.wire.in_flight.load(Ordering::SeqCst) != 0 {
+            return Err(data);
+        }
+        let socket = self.lock_socket();
+        let Some(socket) = socket.as_ref() else {
+            return Err(data);
+        };
+        let header = FrameHeader {
+            opcode: OpCode::Data(if binary { Data::Binary } else { Data::Text }),
+            ..FrameHeader::default()
+        };
+        let mut head = Vec::with_capacity(14);
+        if header.format(data.len() as u64, &mut head).is_err() {
+            return Err(data);
+        }
+        let taken = match crate::net::send_nonblocking(socket, &[&head, &data]) {
+            Ok(taken) => taken,
+            // The writer meets the same error and ends the connection.
+            Err(_) => return Err(data),
+        };
+        if taken == head.len() + data.len() {
+            return Ok(());
+        }
+        let mut rest = Vec::with_capacity(head.len() + data.len() - taken);
+        if taken < head.len() {
+            rest.extend_from_slice(&head[taken..]);
+            rest.extend_from_slice(&data);
+        } else {
+            rest.extend_from_slice(&data[taken - head.len()..]);
+        }
+        // The writer takes it once `_writing` is released, before anything queued after it.
+        let _ = self.out.send(Out::Raw(rest));
+        Ok(())
     }
 
     /// Queues a ping (or, with `ping` false, an unsolicited pong) carrying `data` (at most 125
@@ -173,6 +257,10 @@ impl Control {
         self.socket.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Largest message the Lua thread writes itself (see [`Control::send`]); larger ones go through
+/// the writer.
+const DIRECT_MAX_FRAME: usize = 64 * 1024;
 
 /// The script's handle on a connection. Dropping it (the handle was garbage-collected, or the
 /// connect event was never delivered) closes the connection with 1001 (going away).
@@ -226,7 +314,8 @@ pub struct Pending {
     /// The id the script will see.
     pub id: u64,
     /// For the reader's [`Duplex`].
-    pub out: Sender<Out>,
+    pub out: Outbox,
+    role: Role,
     socket: TcpStream,
     closed: Arc<AtomicBool>,
     queued: Arc<AtomicUsize>,
@@ -244,7 +333,12 @@ pub fn start_writer(
     limits: Limits,
     owed: OwedResponse,
 ) -> io::Result<Pending> {
-    let (out, rx) = crossbeam_channel::unbounded();
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let out = Outbox {
+        tx,
+        wire: Arc::new(Wire::default()),
+    };
+    let writer_wire = out.wire.clone();
     let queued = Arc::new(AtomicUsize::new(0));
     let writer_queued = queued.clone();
     let socket = stream.try_clone()?;
@@ -260,11 +354,13 @@ pub fn start_writer(
                 WebSocket::from_raw_socket(writer_stream, role, Some(config)),
                 rx,
                 &writer_queued,
+                &writer_wire,
             )
         })?;
     Ok(Pending {
         id,
         out,
+        role,
         socket,
         closed: Arc::new(AtomicBool::new(false)),
         queued,
@@ -280,6 +376,7 @@ impl Pending {
             id: self.id,
             out: self.out.clone(),
             socket: Mutex::new(Some(self.socket.try_clone()?)),
+            direct: self.role == Role::Server,
             closed: self.closed.clone(),
             max_message: self.limits.max_message,
             queued: self.queued.clone(),
@@ -297,7 +394,7 @@ impl Pending {
     /// still goes out), and waits for it to end. The writer ends promptly: a write to a client
     /// that does not read fails at the write timeout, or at once if the socket is shut down.
     pub fn finish(self) {
-        let _ = self.out.try_send(Out::Stop);
+        let _ = self.out.send(Out::Stop);
         if self.writer.join().is_err() {
             log::error!("websocket writer thread of client {} panicked", self.id);
         }
@@ -307,7 +404,7 @@ impl Pending {
 /// How long after our Close frame the peer has to answer before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
-fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUsize) {
+fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUsize, wire: &Wire) {
     let mut closing = false;
     loop {
         let next = if closing {
@@ -319,6 +416,8 @@ fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUs
         if let Out::Message { .. } = out {
             queued.fetch_sub(1, Ordering::SeqCst);
         }
+        // Nobody else writes meanwhile; the item counts as in flight until it is written.
+        let _writing = wire.writing.lock().unwrap_or_else(|p| p.into_inner());
         let result = match out {
             // After our own Close frame, nothing else may follow.
             Out::Raw(_) | Out::Message { .. } | Out::Control { .. } if closing => Ok(()),
@@ -346,6 +445,7 @@ fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUs
             }
             Out::Stop => break,
         };
+        wire.in_flight.fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(()) => {}
             Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {}
@@ -460,7 +560,7 @@ pub fn read_loop(
                     } else {
                         "Protocol error"
                     };
-                    let _ = pending.out.try_send(Out::Close {
+                    let _ = pending.out.send(Out::Close {
                         code,
                         reason: reason.into(),
                     });
@@ -471,7 +571,7 @@ pub fn read_loop(
         }
     }
     let locally_closed = pending.closed.swap(true, Ordering::SeqCst);
-    let _ = pending.out.try_send(Out::Stop);
+    let _ = pending.out.send(Out::Stop);
     if locally_closed {
         log::debug!("websocket client {id} closed by the script");
     }

@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use socket2::Socket;
 use tungstenite::protocol::Role;
 
-use super::connection::{self, Control, Limits, Out};
+use super::connection::{self, Control, Limits, Out, Outbox};
 use super::{next_id, WsEvent, WsEventKind, WsOrigin};
 use crate::config::Config;
 use crate::event::{Event, EventSender};
@@ -255,7 +254,7 @@ pub fn serve_upgraded(upgraded: Upgraded, origin: WsOrigin, events: &EventSender
 
 /// Reads and answers the opening handshake. Returns the bytes received after the request, or
 /// `None` if the request was not a valid upgrade (it has been answered with an error status).
-fn handshake(stream: &Arc<TcpStream>, out: &Sender<Out>, config: &Config) -> Option<Vec<u8>> {
+fn handshake(stream: &Arc<TcpStream>, out: &Outbox, config: &Config) -> Option<Vec<u8>> {
     let mut input = Input::shared(stream.clone());
     let limits = HeadLimits {
         max_request_line: config.max_request_line,
@@ -277,7 +276,7 @@ fn handshake(stream: &Arc<TcpStream>, out: &Sender<Out>, config: &Config) -> Opt
             keep_alive: false,
         };
         if write_response(&mut bytes, &response, opts).is_ok() {
-            let _ = out.try_send(Out::Raw(bytes));
+            let _ = out.send(Out::Raw(bytes));
         }
         None
     };
