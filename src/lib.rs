@@ -6,7 +6,9 @@
 //! One thread owns the Lua VM and runs the script as a coroutine, CraftOS style
 //! (`src/event_loop.rs`). Every other thread (one per HTTP listener, one per
 //! connection, one per outgoing request) talks to it only through a bounded channel of events.
-//! Sockets never touch the Lua thread.
+//! Every read and every wait on a socket is on a socket thread; the Lua thread only ever puts a
+//! small finished response or WebSocket frame on an idle socket with one non-blocking send
+//! (`src/http/direct.rs`), so the common request wakes no thread twice.
 //!
 //! # Embedding
 //! ```no_run
@@ -23,6 +25,14 @@
 //! ```
 
 #![warn(missing_docs)]
+
+/// The embedded copy of a Lua source under `src/` (`build.rs` shrinks it: no comments or
+/// indentation, same line numbers).
+macro_rules! embedded_lua {
+    ($path:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/lua/", $path))
+    };
+}
 
 mod config;
 mod craftos;
@@ -44,3 +54,70 @@ pub use runtime::Runtime;
 
 /// The mlua crate ccserve is built on, for embedders registering their own functions.
 pub use mlua;
+
+#[cfg(test)]
+#[path = "../build/lua_min.rs"]
+mod lua_min;
+
+#[cfg(test)]
+mod lua_min_tests {
+    use super::lua_min::minify;
+
+    #[test]
+    fn comments_and_indentation_go_and_lines_stay() {
+        let src = "-- header\nlocal a = 1 -- trailing\n    if a then\n\t\treturn a  \n    end\n";
+        assert_eq!(minify(src), "\nlocal a = 1\nif a then\nreturn a\nend\n");
+    }
+
+    #[test]
+    fn long_comments_keep_their_newlines() {
+        let src = "a = 1 --[[ one\ntwo\nthree ]] b = 2\n--[==[ x ]] y ]==]c = 3\n";
+        assert_eq!(minify(src), "a = 1 \n\n b = 2\n c = 3\n");
+    }
+
+    #[test]
+    fn strings_are_copied_byte_for_byte() {
+        let src = concat!(
+            "s = \"-- not a comment\"  -- a comment\n",
+            "t = 'it\\'s -- also not'\n",
+            "u = [[\n    -- kept\n  indented ]]\n",
+            "v = [=[ ]] -- ]=]\n",
+            "w = \"a\\\n    b\"\n",
+            "x = t[ [[k]] ] .. a[b[1]]\n",
+        );
+        let want = concat!(
+            "s = \"-- not a comment\"\n",
+            "t = 'it\\'s -- also not'\n",
+            "u = [[\n    -- kept\n  indented ]]\n",
+            "v = [=[ ]] -- ]=]\n",
+            "w = \"a\\\n    b\"\n",
+            "x = t[ [[k]] ] .. a[b[1]]\n",
+        );
+        assert_eq!(minify(src), want);
+    }
+
+    #[test]
+    fn every_embedded_source_keeps_its_lines_and_loads() {
+        let lua = mlua::Lua::new();
+        for dir in ["src/craftos", "src/luahttp"] {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "lua") {
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path).unwrap();
+                let small = minify(&source);
+                assert_eq!(
+                    small.lines().count(),
+                    source.lines().count(),
+                    "{}",
+                    path.display()
+                );
+                assert!(small.len() < source.len(), "{}", path.display());
+                if let Err(e) = lua.load(small.as_str()).into_function() {
+                    panic!("{} no longer compiles once shrunk: {e}", path.display());
+                }
+            }
+        }
+    }
+}

@@ -25,14 +25,14 @@ use crate::event_loop::{Queued, Scheduler};
 use crate::http::listener::{Listener, ResponseTracker};
 use handles::{ClientHandle, ServerExchange};
 
-const PRELUDE_LUA: &str = include_str!("prelude.lua");
-const OS_LUA: &str = include_str!("os.lua");
-const HTTP_LUA: &str = include_str!("http.lua");
-const PARALLEL_LUA: &str = include_str!("parallel.lua");
-const WEBSOCKET_LUA: &str = include_str!("websocket.lua");
-const TEXTUTILS_LUA: &str = include_str!("textutils.lua");
-const FS_LUA: &str = include_str!("fs.lua");
-const SYSTEM_LUA: &str = include_str!("system.lua");
+const PRELUDE_LUA: &str = embedded_lua!("craftos/prelude.lua");
+const OS_LUA: &str = embedded_lua!("craftos/os.lua");
+const HTTP_LUA: &str = embedded_lua!("craftos/http.lua");
+const PARALLEL_LUA: &str = embedded_lua!("craftos/parallel.lua");
+const WEBSOCKET_LUA: &str = embedded_lua!("craftos/websocket.lua");
+const TEXTUTILS_LUA: &str = embedded_lua!("craftos/textutils.lua");
+const FS_LUA: &str = embedded_lua!("craftos/fs.lua");
+const SYSTEM_LUA: &str = embedded_lua!("craftos/system.lua");
 
 /// What the API functions share with the runtime.
 #[derive(Clone)]

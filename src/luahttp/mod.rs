@@ -16,15 +16,15 @@ use crate::craftos::{Api, Context};
 /// `(native, support, craftos_native)` and returns the module (the pure-Lua ones, `http.headers`
 /// and `http.util`, ignore them).
 const MODULES: &[(&str, &str)] = &[
-    ("http.version", include_str!("version.lua")),
-    ("http.headers", include_str!("headers.lua")),
-    ("http.util", include_str!("util.lua")),
-    ("cqueues", include_str!("cqueues.lua")),
-    ("cqueues.condition", include_str!("condition.lua")),
-    ("cqueues.errno", include_str!("errno.lua")),
-    ("http.server", include_str!("server.lua")),
-    ("http.websocket", include_str!("websocket.lua")),
-    ("http.request", include_str!("request.lua")),
+    ("http.version", embedded_lua!("luahttp/version.lua")),
+    ("http.headers", embedded_lua!("luahttp/headers.lua")),
+    ("http.util", embedded_lua!("luahttp/util.lua")),
+    ("cqueues", embedded_lua!("luahttp/cqueues.lua")),
+    ("cqueues.condition", embedded_lua!("luahttp/condition.lua")),
+    ("cqueues.errno", embedded_lua!("luahttp/errno.lua")),
+    ("http.server", embedded_lua!("luahttp/server.lua")),
+    ("http.websocket", embedded_lua!("luahttp/websocket.lua")),
+    ("http.request", embedded_lua!("luahttp/request.lua")),
 ];
 
 /// Registers every module in `package.preload`, with the natives they need.
