@@ -1,9 +1,10 @@
 //! HTTP hello-world throughput and latency: ccserve running `examples/hello.lua` against a raw
 //! tiny_http 0.12 baseline (no Lua) in the same invocation, both driven by `wrk`.
 //!
-//! The baseline is tiny_http's stock README example, in this process: `Server::http`, one thread
-//! looping over `incoming_requests()` and answering `200 Hello, world!\n` with
-//! `Content-Type: text/plain` (the bytes `examples/hello.lua` sends). For each connection count
+//! The baseline is tiny_http's stock README example, in this process
+//! (`benches/common/baseline.rs`): `Server::http`, one thread looping over `incoming_requests()`
+//! and answering `200 Hello, world!\n` with `Content-Type: text/plain` (the bytes
+//! `examples/hello.lua` sends). For each connection count
 //! (1, 32, 256) and each round the two servers are run one after the other with
 //! `wrk --latency`, alternating which goes first. The report has the median requests/s of each,
 //! the ratio ccserve / baseline, median p50 / p99 latency, socket errors, non-2xx responses, and
@@ -16,64 +17,13 @@
 
 mod common;
 
+use common::baseline::TinyHttp as Baseline;
 use common::wrk::{run_wrk, WrkResult};
 use common::{median, thousands, Ccserve};
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-const BODY: &[u8] = b"Hello, world!\n";
 const CONNECTIONS: [u32; 3] = [1, 32, 256];
-
-/// The stock tiny_http hello world, on its own thread in this process.
-struct Baseline {
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-    port: u16,
-}
-
-impl Baseline {
-    fn start() -> Baseline {
-        let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0")
-                .unwrap_or_else(|e| panic!("start the tiny_http baseline: {e}")),
-        );
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("the baseline listens on an IP address")
-            .port();
-        let recv = server.clone();
-        let thread = std::thread::Builder::new()
-            .name("baseline-recv".into())
-            .spawn(move || {
-                let content_type =
-                    tiny_http::Header::from_bytes(&b"Content-Type"[..], &b"text/plain"[..])
-                        .expect("a valid header");
-                for request in recv.incoming_requests() {
-                    let response =
-                        tiny_http::Response::from_data(BODY).with_header(content_type.clone());
-                    let _ = request.respond(response);
-                }
-            })
-            .expect("spawn the baseline recv thread");
-        Baseline {
-            server,
-            thread: Some(thread),
-            port,
-        }
-    }
-}
-
-impl Drop for Baseline {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
 
 /// Checks one `GET /` answers 200 with the hello body.
 fn check_hello(port: u16, who: &str) {

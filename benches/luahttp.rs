@@ -33,50 +33,23 @@
 
 mod common;
 
+use common::process::{probe_luahttp, PeerProcess, LUA};
 use common::wrk::{run_wrk, WrkResult};
 use common::ws_client::{concurrent, sequential, Run, CLIENTS, CLIENT_MESSAGES, WARMUP};
-use common::{median, thousands, Ccserve};
+use common::{median_duration, median_of, per_round, ratio, thousands, Ccserve};
 use std::fmt::Write as _;
-use std::net::TcpStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const CONNECTIONS: [u32; 3] = [1, 32, 256];
-const LUA: &str = "lua5.2";
 const LUAHTTP_HELLO: &str = "examples/luahttp_hello.lua";
 const CRAFTOS_HELLO: &str = "examples/hello.lua";
 const LUAHTTP_WS_ECHO: &str = "examples/luahttp_ws_echo.lua";
 
-/// Checks that `lua5.2` can load lua-http; returns its description (`lua-http 0.4, cqueues
-/// 20161215, Lua 5.2`) or why not.
-fn probe_luahttp() -> Result<String, String> {
-    let output = Command::new(LUA)
-        .arg("-e")
-        .arg(
-            r#"require "http.server"; require "http.websocket"; local v = require "http.version";
-               io.write(v.name, " ", v.version, ", cqueues ", require "cqueues".VERSION, ", ", _VERSION)"#,
-        )
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `{LUA}`: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        Err(format!(
-            "`{LUA}` cannot load lua-http: {}",
-            stderr.lines().next().unwrap_or("no message").trim()
-        ))
-    }
-}
-
-/// Real lua-http: `lua5.2 <script> <port>` on a free port, killed (and reaped) when dropped.
+/// Real lua-http: `lua5.2 <script> <port>` on a free port, stopped (and reaped) when dropped.
 struct LuaHttp {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+    process: PeerProcess,
 }
 
 impl LuaHttp {
@@ -85,61 +58,29 @@ impl LuaHttp {
         let port = common::free_port();
         let name = script.rsplit('/').next().unwrap_or(script);
         let log = common::results_dir().join(format!("luahttp-real-{name}.stderr"));
-        let stderr = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let child = Command::new(LUA)
+        let mut command = Command::new(LUA);
+        command
             .arg(common::repo_root().join(script))
             .arg(port.to_string())
-            .current_dir(common::repo_root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("cannot start `{LUA} {script}`: {e}"))?;
-        let mut server = LuaHttp { child, port, log };
-        let deadline = Instant::now() + common::WAIT;
-        loop {
-            if let Some(why) = server.exited() {
-                return Err(format!("`{LUA} {script}` {why}"));
-            }
-            if TcpStream::connect_timeout(&common::local(port), Duration::from_millis(200)).is_ok()
-            {
-                return Ok(server);
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "`{LUA} {script}` did not accept connections within {:?}",
-                    common::WAIT
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            .current_dir(common::repo_root());
+        let process = PeerProcess::start(command, port, log, &format!("{LUA} {script}"))?;
+        Ok(LuaHttp { process })
     }
 
     /// `Some(why)` if the process has exited, with the last line of its stderr.
     fn exited(&mut self) -> Option<String> {
-        let status = self.child.try_wait().ok()??;
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let last = log.lines().last().unwrap_or("no output").trim().to_string();
-        Some(format!("exited ({status}): {last}"))
+        self.process.exited()
     }
 
     /// What the server wrote to stderr so far besides its startup line (its `onerror` reports):
     /// the number of lines and the first of them.
     fn stderr_report(&self) -> (usize, Option<String>) {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.process.log_text();
         let mut lines = text
             .lines()
             .filter(|line| !line.starts_with("Listening on port"));
         let first = lines.next().map(str::to_string);
         (usize::from(first.is_some()) + lines.count(), first)
-    }
-}
-
-impl Drop for LuaHttp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -153,14 +94,14 @@ impl Server {
     fn pid(&self) -> u32 {
         match self {
             Server::Ccserve(s) => s.pid(),
-            Server::Real(s) => s.child.id(),
+            Server::Real(s) => s.process.pid(),
         }
     }
 
     fn port(&self) -> u16 {
         match self {
             Server::Ccserve(s) => s.port,
-            Server::Real(s) => s.port,
+            Server::Real(s) => s.process.port,
         }
     }
 
@@ -323,26 +264,6 @@ fn ms(d: Duration) -> String {
 
 fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
-}
-
-fn median_of<T>(v: &[T], f: impl Fn(&T) -> f64) -> f64 {
-    median(&v.iter().map(f).collect::<Vec<_>>())
-}
-
-fn median_duration<T>(v: &[T], f: impl Fn(&T) -> Duration) -> Duration {
-    Duration::from_secs_f64(median_of(v, |x| f(x).as_secs_f64()))
-}
-
-fn per_round<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
-    v.iter().map(f).collect::<Vec<_>>().join(", ")
-}
-
-/// `a / b` to two decimals, or why there is no ratio.
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-        _ => "–".into(),
-    }
 }
 
 fn main() {

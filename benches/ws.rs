@@ -18,81 +18,13 @@
 
 mod common;
 
+use common::baseline::TungsteniteEcho as Baseline;
 use common::ws_client::{
     concurrent, median_run, sequential, Run, CLIENTS, CLIENT_MESSAGES, SEQUENTIAL_MESSAGES,
 };
 use common::{median, quantile, thousands, Ccserve};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
-use tungstenite::Message;
-
-/// The baseline: a raw tungstenite echo server, one thread per client, in this process.
-struct Baseline {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-}
-
-impl Baseline {
-    fn start() -> Baseline {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the baseline echo server");
-        let port = listener.local_addr().expect("baseline address").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept_stop = stop.clone();
-        let accept = std::thread::Builder::new()
-            .name("baseline-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if accept_stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    std::thread::spawn(move || echo_client(stream));
-                }
-            })
-            .expect("spawn the baseline accept thread");
-        Baseline {
-            port,
-            stop,
-            accept: Some(accept),
-        }
-    }
-}
-
-/// Echoes every text/binary message back to its sender until the client goes away.
-fn echo_client(stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let Ok(mut ws) = tungstenite::accept(stream) else {
-        return;
-    };
-    loop {
-        match ws.read() {
-            Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
-                if ws.send(message).is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => return,
-        }
-    }
-}
-
-impl Drop for Baseline {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-    }
-}
 
 fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)

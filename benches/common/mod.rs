@@ -1,13 +1,18 @@
 //! Helpers shared by the benchmarks in `benches/`: start the real `ccserve` binary (built with the
 //! bench profile, i.e. release settings) on a free 127.0.0.1 port, read its memory and thread
 //! count from `/proc`, small statistics, the environment knobs, and writing the markdown results.
-//! Submodules: [`wrk`] (running and parsing `wrk --latency`) and [`ws_client`] (the compiled
-//! WebSocket echo client and its workloads).
+//! CPU time of processes, process trees and named threads of this process, from `/proc`.
+//! Submodules: [`wrk`] (running and parsing `wrk --latency`), [`ws_client`] (the compiled
+//! WebSocket echo client and its workloads), [`baseline`] (the in-process tiny_http and
+//! tungstenite baselines) and [`process`] (a server process other than ccserve: real lua-http,
+//! Lune, nginx).
 //!
 //! Every wait here is a bounded poll of a condition; nothing sleeps to synchronise.
 
 #![allow(dead_code)]
 
+pub mod baseline;
+pub mod process;
 pub mod wrk;
 pub mod ws_client;
 
@@ -120,6 +125,12 @@ impl Ccserve {
         }
     }
 
+    /// `Some(why)` if the process has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok()??;
+        Some(format!("ccserve exited ({status})"))
+    }
+
     /// The process's status from `/proc`.
     pub fn status(&self) -> ProcStatus {
         ProcStatus::read(&format!("/proc/{}/status", self.pid()))
@@ -163,25 +174,169 @@ impl ProcStatus {
     }
 }
 
+/// The fields of `/proc/PID/stat` (or `/proc/self/task/TID/stat`) the benches use; times in
+/// seconds.
+#[derive(Clone, Debug)]
+pub struct Stat {
+    /// The command name (`comm`; for a thread, its name).
+    pub comm: String,
+    pub ppid: u32,
+    /// `utime` + `stime`: CPU time of the process (all its threads, ended ones included) or of
+    /// the thread.
+    pub cpu: f64,
+    /// `cutime` + `cstime`: CPU time of the children the process has waited for.
+    pub children_cpu: f64,
+}
+
+impl Stat {
+    /// Reads and parses `path`; `None` if it cannot be read (the process or thread is gone) or
+    /// parsed.
+    pub fn read(path: &str) -> Option<Stat> {
+        let text = std::fs::read_to_string(path).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+        // Then field 3 (state) is index 0, ppid (4) index 1, utime (14) index 11, stime (15)
+        // index 12, cutime (16) index 13, cstime (17) index 14.
+        let open = text.find('(')?;
+        let close = text.rfind(')')?;
+        let comm = text.get(open + 1..close)?.to_string();
+        let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+        let field = |i: usize| -> Option<u64> { fields.get(i)?.parse().ok() };
+        let tick = clock_ticks_per_second();
+        Some(Stat {
+            comm,
+            ppid: field(1)? as u32,
+            cpu: (field(11)? + field(12)?) as f64 / tick,
+            children_cpu: (field(13)? + field(14)?) as f64 / tick,
+        })
+    }
+}
+
 /// CPU time (user + system, all threads, in seconds) the process `pid` has used so far, from
 /// `utime` and `stime` of `/proc/PID/stat`, in clock ticks (`getconf CLK_TCK`, 100 on Linux).
 pub fn cpu_seconds(pid: u32) -> f64 {
     let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    // Then field 3 (state) is index 0, utime (14) index 11, stime (15) index 12.
-    let close = text
-        .rfind(')')
-        .unwrap_or_else(|| panic!("no command name in {path}"));
-    let after = &text[close + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| -> u64 {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .unwrap_or_else(|| panic!("no field {} in {path}", i + 3))
+    Stat::read(&path)
+        .unwrap_or_else(|| panic!("cannot read or parse {path}"))
+        .cpu
+}
+
+/// `pid` and all its descendants alive now (children, their children, …), from the `ppid` of
+/// every `/proc/N/stat`; `pid` first.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(stat) = Stat::read(&format!("/proc/{n}/stat")) {
+                parents.push((n, stat.ppid));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|&&(_, ppid)| ppid == parent)
+                .map(|&(n, _)| n),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// CPU time (s) used so far by the process `pid` and its descendants: `utime` + `stime` +
+/// `cutime` + `cstime` of each process of [`process_tree`] (the last two count the children each
+/// has already waited for, so a child that ended is still counted, and none twice). For a server
+/// of several processes (nginx's master and worker). Panics if `pid` itself is gone.
+pub fn tree_cpu_seconds(pid: u32) -> f64 {
+    let root = format!("/proc/{pid}/stat");
+    let mut total = 0.0;
+    for (i, n) in process_tree(pid).into_iter().enumerate() {
+        match Stat::read(&format!("/proc/{n}/stat")) {
+            Some(stat) => total += stat.cpu + stat.children_cpu,
+            None if i == 0 => panic!("cannot read or parse {root}"),
+            None => {} // a descendant that has just ended: its parent counts it once it waits
+        }
+    }
+    total
+}
+
+/// CPU time (s) of the threads of this process whose name starts with a prefix, per thread id
+/// (see [`threads_cpu`]).
+#[derive(Clone, Debug, Default)]
+pub struct ThreadsCpu(std::collections::HashMap<u32, f64>);
+
+impl ThreadsCpu {
+    /// The sum over the threads.
+    pub fn total(&self) -> f64 {
+        self.0.values().sum()
+    }
+
+    /// CPU time used since `before` by these threads: for each thread listed now, its time
+    /// minus its time in `before` (all of it for a thread created since). A thread that ended in
+    /// between is not counted at all.
+    pub fn since(&self, before: &ThreadsCpu) -> f64 {
+        self.0
+            .iter()
+            .map(|(tid, now)| now - before.0.get(tid).copied().unwrap_or(0.0))
+            .sum()
+    }
+}
+
+/// The CPU time of each thread of this process whose name (`comm`) starts with `prefix`: the
+/// time on CPU in nanoseconds from `/proc/self/task/TID/schedstat` (the clock of
+/// `CLOCK_THREAD_CPUTIME_ID`), else `utime` + `stime` of its `stat`. Not `stat` first: a
+/// thread's times there are whole clock ticks (10 ms), and summing hundreds of short-lived
+/// connection threads, each rounded down, loses most of their time.
+pub fn threads_cpu(prefix: &str) -> ThreadsCpu {
+    let mut times = std::collections::HashMap::new();
+    if let Ok(entries) = std::fs::read_dir("/proc/self/task") {
+        for entry in entries.flatten() {
+            let Some(tid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Some(stat) = Stat::read(&format!("/proc/self/task/{tid}/stat")) else {
+                continue;
+            };
+            if !stat.comm.starts_with(prefix) {
+                continue;
+            }
+            let on_cpu_ns = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok());
+            let seconds = on_cpu_ns.map_or(stat.cpu, |ns| ns as f64 / 1e9);
+            times.insert(tid, seconds);
+        }
+    }
+    ThreadsCpu(times)
+}
+
+/// CPU time (s) the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`, nanosecond resolution).
+pub fn this_thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    (ticks(11) + ticks(12)) as f64 / clock_ticks_per_second()
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    } else {
+        0.0
+    }
 }
 
 /// `sysconf(_SC_CLK_TCK)`: the unit of the times in `/proc/PID/stat`.
@@ -274,6 +429,29 @@ pub fn median(values: &[f64]) -> f64 {
         v[mid]
     } else {
         (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// Median of `f` over `v`.
+pub fn median_of<T>(v: &[T], f: impl Fn(&T) -> f64) -> f64 {
+    median(&v.iter().map(f).collect::<Vec<_>>())
+}
+
+/// Median of the durations `f` over `v`.
+pub fn median_duration<T>(v: &[T], f: impl Fn(&T) -> Duration) -> Duration {
+    Duration::from_secs_f64(median_of(v, |x| f(x).as_secs_f64()))
+}
+
+/// `f` of each element, comma-separated (one value per round).
+pub fn per_round<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
+    v.iter().map(f).collect::<Vec<_>>().join(", ")
+}
+
+/// `a / b` to two decimals, or "–" if either is missing (or `b` is 0).
+pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".into(),
     }
 }
 
