@@ -227,8 +227,34 @@ fn limit_malloc_arenas() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
 
+/// Raises the soft limit on open files to the hard limit, as nginx and Go's runtime do. Each
+/// connection holds its socket and, on Linux, the `eventfd` its thread sleeps on (README, "How it
+/// works"): with the common soft limit of 1,024 the default `--max-connections` of 1,024 could
+/// not be reached. The hard limit, set by the administrator (systemd: `LimitNOFILE=`), still
+/// holds. The binary does this, not the library, as with the allocator.
+#[cfg(target_os = "linux")]
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the live struct it is given; setrlimit reads one.
+    // Raising the soft limit up to the hard limit needs no privilege.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_open_files_limit() {}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    raise_open_files_limit();
     let cli = match parse(std::env::args().skip(1)) {
         Ok(Some(cli)) => cli,
         Ok(None) => return ExitCode::SUCCESS,

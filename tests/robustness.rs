@@ -393,3 +393,67 @@ fn a_hundred_megabyte_response_is_sent_whole_without_blocking_the_script() {
     }
     assert_eq!(total, 100 * MIB);
 }
+
+/// Started with a soft limit of 64 open files (and a hard limit of 4,096), the binary raises its
+/// soft limit to the hard one, so 100 connections held open at once (each a socket and, on
+/// Linux, an `eventfd` for its thread) are all answered, not left waiting behind failed accepts.
+#[cfg(target_os = "linux")]
+#[test]
+fn more_connections_than_the_inherited_soft_file_limit_are_served() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    let script = common::script_file(&common::listen_script(
+        "res.write('ok ' .. req.getURL())\nres.close()",
+    ));
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=64:4096")
+        .arg(common::bin())
+        .args(["--bind", "127.0.0.1"])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ccserve under prlimit");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let child = Kill(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read LISTENING");
+    let port: u16 = line
+        .trim()
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("a port");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let soft: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(soft, ["4096", "4096"], "{open_files}");
+    let mut streams: Vec<std::net::TcpStream> = (0..100).map(|_| common::connect(port)).collect();
+    for (i, s) in streams.iter_mut().enumerate() {
+        s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+    }
+    for (i, s) in streams.iter_mut().enumerate() {
+        let resp = common::read_response(s, false)
+            .unwrap_or_else(|| panic!("connection {i}: no response"));
+        assert_eq!(resp.text(), format!("ok /{i}"));
+    }
+}
