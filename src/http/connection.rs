@@ -6,7 +6,9 @@
 //! writes each part of the response as the script produces it (or the whole response the script
 //! closed), and for an API that streams bodies, reads each piece of the body when the script asks
 //! for it. Requests on one connection are handled one after another, so pipelined requests are
-//! answered in order. The Lua thread never touches the socket.
+//! answered in order. The Lua thread never reads the socket or waits on it; it only writes a
+//! small finished response when this thread is asleep (see [`super::direct`]), and then this
+//! thread waits for the client's next request instead of being woken.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -2,7 +2,9 @@
 //! (an API's handle) that answers it.
 //!
 //! The Lua thread only ever touches memory here and never waits; the socket stays with the
-//! connection thread. The response travels as a sequence of [`Part`]s (head, data…, end), or, for
+//! connection thread, except that a small response finished whole may be written by the Lua
+//! thread with one non-blocking send while the connection thread sleeps ([`super::direct`],
+//! `try_direct` below; the rest of a partial send goes to the connection thread). The response travels as a sequence of [`Part`]s (head, data…, end), or, for
 //! an API that buffers (CraftOS's), as a draft sent whole when it is closed. Parts queue up to a
 //! byte bound ([`Config::stream_buffer`](crate::Config)); an API that streams checks for room
 //! and, when there is none, asks to be told ([`Exchange::ask_room`]): the connection thread then
