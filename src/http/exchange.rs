@@ -307,7 +307,13 @@ impl Exchange {
             writer.keep_alive()
         };
         let taken = direct.send(&out).unwrap_or(0);
-        out.drain(..taken);
+        // Keep only what is left (nothing, usually): the exchange lives on while the connection
+        // sits idle until the client's next request.
+        let out = if taken >= out.len() {
+            Vec::new()
+        } else {
+            out.split_off(taken)
+        };
         // The connection thread learns of a response sent whole from its socket (the client's
         // next request), unless it stopped watching it (a request already waiting behind this
         // one): then it must be woken, as for a remainder to write.
@@ -317,9 +323,9 @@ impl Exchange {
             rest: out,
             at: Instant::now(),
         });
-        st.parts.clear();
+        st.parts = VecDeque::new();
         st.queued = 0;
-        st.draft.body = Vec::new();
+        st.draft = Response::status(200);
         wake
     }
 
