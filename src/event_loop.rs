@@ -4,16 +4,18 @@
 //! takes the next event, skips it if the filter rejects it (as CraftOS-PC does), and resumes the
 //! coroutine with it. There is one FIFO queue: events queued from Lua, timers that fired, and
 //! events native threads sent are appended in the order they happen. While the queue is empty the
-//! loop blocks on the channel until the next timer is due: no polling, no busy wait.
+//! loop parks until a sender rings (see [`Doorbell`]) or the next timer is due: no polling, no
+//! busy wait, no spinning.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use mlua::Value;
 
-use crate::event::Event;
+use crate::event::{Doorbell, Event};
 
 /// An event waiting in the queue.
 pub enum Queued {
@@ -57,6 +59,8 @@ pub struct QueueFull;
 /// The queue plus the timers, owned by the Lua thread.
 pub struct Scheduler {
     rx: Receiver<Event>,
+    /// Rung by senders when this side sleeps.
+    bell: Arc<Doorbell>,
     queue: VecDeque<Queued>,
     /// How many native events may wait in `queue`; beyond it they stay in the channel, so its
     /// bound pushes back on producers.
@@ -69,10 +73,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler reading native events from `rx`.
-    pub fn new(rx: Receiver<Event>, native_cap: usize) -> Scheduler {
+    /// A scheduler reading native events from `rx`, woken by `bell` when it sleeps.
+    pub fn new(rx: Receiver<Event>, native_cap: usize, bell: Arc<Doorbell>) -> Scheduler {
         Scheduler {
             rx,
+            bell,
             queue: VecDeque::new(),
             native_cap: native_cap.max(1),
             native_queued: 0,
@@ -171,19 +176,7 @@ impl Scheduler {
                 (Some(t), Some(w)) => Some(t.min(w)),
                 (t, w) => t.or(w),
             };
-            let received = match due {
-                Some(due) => match self.rx.recv_deadline(due) {
-                    Ok(ev) => Some(ev),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    // Cannot happen while the runtime holds a sender; wait for the deadline.
-                    Err(RecvTimeoutError::Disconnected) => {
-                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                        None
-                    }
-                },
-                None => self.rx.recv().ok(),
-            };
-            match received {
+            match self.wait_event(due) {
                 // It arrived before the next deadline, so it goes first.
                 Some(ev) => {
                     self.native_queued += 1;
@@ -223,11 +216,7 @@ impl Scheduler {
                 (Some(t), Some(w)) => Some(t.min(w)),
                 (t, w) => t.or(w),
             };
-            let received = match due {
-                Some(due) => self.rx.recv_deadline(due).ok(),
-                None => self.rx.recv().ok(),
-            };
-            match received {
+            match self.wait_event(due) {
                 Some(ev) => {
                     self.native_queued += 1;
                     self.queue.push_back(Queued::Native(ev));
@@ -238,6 +227,35 @@ impl Scheduler {
         }
     }
 
+    /// The next event from the channel, waiting for one until `due` (forever if `None`); `None`
+    /// once `due` has passed. Parks instead of blocking in the channel (see [`Doorbell`]).
+    fn wait_event(&self, due: Option<Instant>) -> Option<Event> {
+        loop {
+            if let Ok(ev) = self.rx.try_recv() {
+                return Some(ev);
+            }
+            self.bell.going_to_sleep();
+            // The last look: an event sent before the flag was up is found here; one sent after
+            // it rings the bell.
+            if let Ok(ev) = self.rx.try_recv() {
+                self.bell.awake();
+                return Some(ev);
+            }
+            match due {
+                Some(due) => {
+                    let left = due.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.bell.awake();
+                        return None;
+                    }
+                    std::thread::park_timeout(left);
+                }
+                None => std::thread::park(),
+            }
+            self.bell.awake();
+        }
+    }
+
     /// At shutdown: drops every queued event (answering any request in one) and stops receiving,
     /// so producers still waiting to send fail at once and answer for themselves.
     pub fn close(&mut self) {
@@ -245,5 +263,56 @@ impl Scheduler {
         self.native_queued = 0;
         let rx = std::mem::replace(&mut self.rx, crossbeam_channel::never());
         while rx.try_recv().is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventSender;
+    use crate::http::listener::ResponseTracker;
+    use std::time::Duration;
+
+    /// Senders on several threads race the Lua side going to sleep: every event must wake it.
+    /// A lost wake-up would leave an event in the channel while the receiver sleeps out its
+    /// deadline, which the test reports instead of hanging.
+    #[test]
+    fn no_wake_up_is_lost_when_senders_race_the_receiver_going_to_sleep() {
+        const SENDERS: usize = 4;
+        const EACH: usize = 20_000;
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let sender = EventSender::new(tx, Arc::new(ResponseTracker::default()));
+        let scheduler = Scheduler::new(rx, 8, sender.doorbell());
+        let threads: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        assert!(sender.send_blocking(Event::StreamReady(i as u64)));
+                        // Let the receiver catch up and go to sleep now and then.
+                        if i % 64 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for n in 0..SENDERS * EACH {
+            // Senders never pause for long, so only a lost wake-up makes a wait reach its
+            // deadline (after which the event would be found on the next look).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let got = scheduler.wait_event(Some(deadline));
+            assert!(
+                got.is_some() && Instant::now() < deadline,
+                "event {n}: the receiver slept to its deadline with events sent to it"
+            );
+        }
+        for t in threads {
+            t.join().expect("sender thread");
+        }
+        assert!(
+            scheduler.rx.try_recv().is_err(),
+            "more events than were sent"
+        );
     }
 }

@@ -65,6 +65,7 @@ impl Runtime {
             scheduler: Rc::new(RefCell::new(Scheduler::new(
                 rx,
                 config.event_queue_capacity,
+                sender.doorbell(),
             ))),
             config,
             sender,
