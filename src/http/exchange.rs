@@ -4,8 +4,10 @@
 //! The Lua thread only ever touches memory here and never waits; the socket stays with the
 //! connection thread, except that a small response finished whole may be written by the Lua
 //! thread with one non-blocking send while the connection thread sleeps ([`super::direct`],
-//! `try_direct` below; the rest of a partial send goes to the connection thread). The response travels as a sequence of [`Part`]s (head, data…, end), or, for
-//! an API that buffers (CraftOS's), as a draft sent whole when it is closed. Parts queue up to a
+//! `try_direct` below; the rest of a partial send goes to the connection thread).
+//!
+//! The response travels as a sequence of [`Part`]s (head, data…, end), or, for an API that
+//! buffers (CraftOS's), as a draft sent whole when it is closed. Parts queue up to a
 //! byte bound ([`Config::stream_buffer`](crate::Config)); an API that streams checks for room
 //! and, when there is none, asks to be told ([`Exchange::ask_room`]): the connection thread then
 //! sends the Lua thread a [`Event::StreamReady`] once the client has taken enough. A request body
@@ -227,6 +229,7 @@ impl Exchange {
     /// Lets the Lua side write a complete small response to the socket itself, while the
     /// connection thread waits on `direct`'s waker (see [`super::direct`]). Set by the
     /// connection thread before the request is handed over.
+    ///
     /// `waiting` says a next request is already read (pipelined): the socket will not tell the
     /// connection thread that this response went out, so it is woken for it.
     pub fn enable_direct(&self, direct: Direct, waiting: bool) {
