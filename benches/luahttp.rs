@@ -230,18 +230,7 @@ fn check_hello(port: u16) -> Result<(), String> {
 /// Min / median / max client finish time (ms) of the run with the median msgs/s; empty for the
 /// sequential workload.
 fn finish_times(v: &[WsSample]) -> String {
-    let mut sorted: Vec<&WsSample> = v.iter().collect();
-    sorted.sort_by(|a, b| a.run.messages_per_sec.total_cmp(&b.run.messages_per_sec));
-    let finish = &sorted[(sorted.len() - 1) / 2].run.finish;
-    match (finish.first(), finish.last()) {
-        (Some(&min), Some(&max)) => format!(
-            "{:.0} / {:.0} / {:.0}",
-            min.as_secs_f64() * 1e3,
-            common::quantile(finish, 0.5).as_secs_f64() * 1e3,
-            max.as_secs_f64() * 1e3
-        ),
-        _ => String::new(),
-    }
+    common::ws_client::finish_times(v.iter().map(|s| &s.run))
 }
 
 /// A note on what real lua-http wrote to stderr during one part (`onerror` reports).

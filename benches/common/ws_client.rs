@@ -139,3 +139,23 @@ pub fn median_run(runs: &[Run]) -> &Run {
     sorted.sort_by(|a, b| a.messages_per_sec.total_cmp(&b.messages_per_sec));
     sorted[(sorted.len() - 1) / 2]
 }
+
+/// Min / median / max client finish time (ms) of the run with the median msgs/s among `runs`;
+/// empty for a sequential workload (no finish times).
+pub fn finish_times<'a>(runs: impl Iterator<Item = &'a Run>) -> String {
+    let mut sorted: Vec<&Run> = runs.collect();
+    if sorted.is_empty() {
+        return String::new();
+    }
+    sorted.sort_by(|a, b| a.messages_per_sec.total_cmp(&b.messages_per_sec));
+    let finish = &sorted[(sorted.len() - 1) / 2].finish;
+    match (finish.first(), finish.last()) {
+        (Some(&min), Some(&max)) => format!(
+            "{:.0} / {:.0} / {:.0}",
+            min.as_secs_f64() * 1e3,
+            quantile(finish, 0.5).as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        ),
+        _ => String::new(),
+    }
+}
