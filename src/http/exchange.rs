@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use super::body::BodyError;
 use super::direct::{Direct, DIRECT_MAX_BODY};
-use super::response::{write_response, PartWriter, Response, ResponseHead, WireOptions};
+use super::response::{encode_response, PartWriter, Response, ResponseHead, WireOptions};
 use crate::event::{Event, EventSender};
 
 /// A piece of a response, in the order it goes out.
@@ -263,8 +263,7 @@ impl Exchange {
             return true;
         }
         let stopped = direct.stopped.load(Ordering::SeqCst);
-        let mut out = Vec::new();
-        let keep_alive = if !st.head_queued {
+        let (mut out, keep_alive) = if !st.head_queued {
             let draft = &st.draft;
             if draft.body.len() > DIRECT_MAX_BODY {
                 return true;
@@ -275,10 +274,7 @@ impl Exchange {
                 keep_alive,
                 ..direct.opts
             };
-            if write_response(&mut out, draft, opts).is_err() {
-                return true;
-            }
-            keep_alive
+            (encode_response(draft, opts), keep_alive)
         } else {
             // Only a response queued from its head to its end, nothing of it taken yet.
             if !matches!(st.parts.front(), Some(Part::Head(_)))
@@ -288,6 +284,8 @@ impl Exchange {
                 return true;
             }
             let mut writer = PartWriter::new(direct.opts);
+            // Data past the writer's coalescing size lands here; the rest stays in the writer.
+            let mut out = Vec::new();
             for part in &st.parts {
                 let done = match part {
                     Part::Head(head) => {
@@ -304,10 +302,12 @@ impl Exchange {
                     return true;
                 }
             }
-            if writer.flush(&mut out).is_err() {
+            if out.is_empty() {
+                out = writer.take_queued();
+            } else if writer.flush(&mut out).is_err() {
                 return true;
             }
-            writer.keep_alive()
+            (out, writer.keep_alive())
         };
         let taken = direct.send(&out).unwrap_or(0);
         // Keep only what is left (nothing, usually): the exchange lives on while the connection

@@ -113,16 +113,32 @@ const COALESCE: usize = 16 * 1024;
 
 /// Writes the complete response `resp` to `out`.
 pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) -> io::Result<()> {
-    let send_body = has_body(resp.status, opts.head_only);
-    let mut buf = Vec::with_capacity(
-        256 + if send_body && resp.body.len() <= COALESCE {
-            resp.body.len()
-        } else {
-            0
-        },
-    );
+    if resp.body.len() <= COALESCE {
+        out.write_all(&encode_response(resp, opts))?;
+    } else {
+        let mut head = Vec::with_capacity(256);
+        let send_body = encode_head_of(&mut head, resp, opts);
+        out.write_all(&head)?;
+        if send_body {
+            out.write_all(&resp.body)?;
+        }
+    }
+    out.flush()
+}
+
+/// The complete response `resp` in one buffer, head and body, as it goes on the wire.
+pub fn encode_response(resp: &Response, opts: WireOptions) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256 + resp.body.len());
+    if encode_head_of(&mut buf, resp, opts) {
+        buf.extend_from_slice(&resp.body);
+    }
+    buf
+}
+
+/// Appends the head of the complete response `resp`; says whether its body goes out too.
+fn encode_head_of(buf: &mut Vec<u8>, resp: &Response, opts: WireOptions) -> bool {
     encode_head(
-        &mut buf,
+        buf,
         resp.status,
         resp.reason.as_deref(),
         &resp.headers,
@@ -130,16 +146,7 @@ pub fn write_response(out: &mut impl Write, resp: &Response, opts: WireOptions) 
         opts,
         false,
     );
-    if send_body && resp.body.len() <= COALESCE {
-        buf.extend_from_slice(&resp.body);
-        out.write_all(&buf)?;
-    } else {
-        out.write_all(&buf)?;
-        if send_body {
-            out.write_all(&resp.body)?;
-        }
-    }
-    out.flush()
+    has_body(resp.status, opts.head_only)
 }
 
 /// Whether a response with `status` to a request (HEAD or not) carries a body.
@@ -354,6 +361,11 @@ impl PartWriter {
         }
         self.ended = true;
         Ok(())
+    }
+
+    /// Takes what is queued, to write it elsewhere (the Lua thread's direct send).
+    pub fn take_queued(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
     }
 
     /// Writes what is queued.
