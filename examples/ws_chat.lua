@@ -31,8 +31,10 @@ spawn(function()
         broadcast(name .. " joined")
         spawn(function()
             while true do
-                local message = handle.receive()
-                if message == nil then break end
+                -- nil once the client has left; an error if it left before we asked (the
+                -- connection is already closed, as in CraftOS-PC): both end this client.
+                local ok, message = pcall(handle.receive)
+                if not ok or message == nil then break end
                 broadcast(name .. ": " .. message)
             end
             clients[handle.clientID] = nil

@@ -6,6 +6,7 @@ mod common;
 
 use std::io::Write;
 use std::process::Command;
+use std::time::Duration;
 
 use common::{connect, read_response, Server, WAIT};
 
@@ -161,10 +162,14 @@ fn ws_text(ex: &Server, ws: &mut tungstenite::WebSocket<std::net::TcpStream>) ->
         match ws.read() {
             Ok(tungstenite::Message::Text(t)) => return t.to_string(),
             Ok(tungstenite::Message::Ping(_)) | Ok(tungstenite::Message::Pong(_)) => continue,
-            other => panic!(
-                "unexpected {other:?}; the example's stderr:\n{}",
-                ex.stderr()
-            ),
+            other => {
+                // If the example failed, its error follows the close by a moment: wait for it.
+                let _ = ex.stderr_line_containing("rror", Duration::from_secs(5));
+                panic!(
+                    "unexpected {other:?}; the example's stderr:\n{}",
+                    ex.stderr()
+                )
+            }
         }
     }
 }
