@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::error::RuntimeGone;
 use crate::http::client::ClientOutcome;
 use crate::http::exchange::ExchangeGuard;
 use crate::http::listener::{OwedResponse, ResponseTracker};
+use crate::poller::Poller;
 use crate::ws::WsEvent;
 
 /// A plain value carried by an event from another thread into Lua.
@@ -144,22 +145,58 @@ impl Event {
 /// a sender sends, then unparks the thread if `sleeping` is set. Either the second look finds
 /// the event or the sender sees the flag (both are sequentially consistent), and an unpark that
 /// comes before the park makes the park return at once, so no wake-up is lost.
-#[derive(Debug, Default)]
+///
+/// Where there is a [`Poller`] (Linux), the Lua thread sleeps in it instead of parking, so that
+/// it also wakes for parked connections, and ringing writes to the poller's `eventfd` (counted,
+/// so a ring before the sleep is not lost either).
+#[derive(Debug)]
 pub(crate) struct Doorbell {
     /// The Lua thread is parked, or about to park.
     sleeping: AtomicBool,
-    /// The thread that parks (the one running the event loop).
+    /// The thread that parks (the one running the event loop), without a poller.
     thread: Mutex<Option<Thread>>,
+    /// What the Lua thread sleeps on, once its event loop has set one up (see
+    /// [`Doorbell::start_poller`]).
+    poller: OnceLock<Arc<Poller>>,
+}
+
+impl Default for Doorbell {
+    fn default() -> Self {
+        Doorbell {
+            sleeping: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            poller: OnceLock::new(),
+        }
+    }
 }
 
 impl Doorbell {
     /// Wakes the Lua thread if it sleeps.
     pub(crate) fn ring(&self) {
         if self.sleeping.load(Ordering::SeqCst) {
-            if let Some(thread) = self.lock().as_ref() {
+            if let Some(poller) = self.poller.get() {
+                poller.ring();
+            } else if let Some(thread) = self.lock().as_ref() {
                 thread.unpark();
             }
         }
+    }
+
+    /// The poller the Lua thread sleeps on, if there is one.
+    pub(crate) fn poller(&self) -> Option<&Arc<Poller>> {
+        self.poller.get()
+    }
+
+    /// Called by the event loop that receives: sets up the poller it will sleep on, where the
+    /// system has one, so that connections may park with it. Receivers that are not an event
+    /// loop (the engine's own tests) never call it, and nothing parks with them.
+    pub(crate) fn start_poller(&self) -> Option<&Arc<Poller>> {
+        if self.poller.get().is_none() {
+            if let Some(poller) = Poller::new() {
+                let _ = self.poller.set(Arc::new(poller));
+            }
+        }
+        self.poller.get()
     }
 
     /// Called by the Lua thread before its last look at the channel.
@@ -205,6 +242,12 @@ impl EventSender {
     /// The doorbell the receiving side sleeps by.
     pub(crate) fn doorbell(&self) -> Arc<Doorbell> {
         self.bell.clone()
+    }
+
+    /// The poller the receiving side sleeps on, for parking connections with it (see
+    /// [`crate::poller`]); `None` where the system has none.
+    pub(crate) fn poller(&self) -> Option<Arc<Poller>> {
+        self.bell.poller().cloned()
     }
 
     /// Rings the doorbell if the send went through.

@@ -3,9 +3,10 @@
 //! The script runs as a coroutine. `os.pullEvent(filter)` is `coroutine.yield(filter)`; the loop
 //! takes the next event, skips it if the filter rejects it (as CraftOS-PC does), and resumes the
 //! coroutine with it. There is one FIFO queue: events queued from Lua, timers that fired, and
-//! events native threads sent are appended in the order they happen. While the queue is empty the
-//! loop parks until a sender rings (see [`Doorbell`]) or the next timer is due: no polling, no
-//! busy wait, no spinning.
+//! events native threads sent are appended in the order they happen, as are requests the Lua
+//! thread read itself off parked connections (see [`crate::poller`]). While the queue is empty the
+//! loop sleeps until a sender rings (see [`Doorbell`]), a parked connection has a request, or the
+//! next timer is due: no polling, no busy wait, no spinning.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet, VecDeque};
@@ -16,6 +17,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use mlua::Value;
 
 use crate::event::{Doorbell, Event};
+use crate::poller::{Parked, Poller};
 
 /// An event waiting in the queue.
 pub enum Queued {
@@ -52,6 +54,18 @@ pub fn keep_events_marker() -> Value {
 /// The address behind [`keep_events_marker`]: unique, never dereferenced.
 static KEEP_EVENTS: [u8; 1] = [0];
 
+/// An event in the queue, with the parked source that made it, if one did.
+struct Entry {
+    ev: Queued,
+    from: Option<Arc<dyn Parked>>,
+}
+
+impl Entry {
+    fn of(ev: Queued) -> Entry {
+        Entry { ev, from: None }
+    }
+}
+
 /// `os.queueEvent` found too many events waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
@@ -61,7 +75,7 @@ pub struct Scheduler {
     rx: Receiver<Event>,
     /// Rung by senders when this side sleeps.
     bell: Arc<Doorbell>,
-    queue: VecDeque<Queued>,
+    queue: VecDeque<Entry>,
     /// How many native events may wait in `queue`; beyond it they stay in the channel, so its
     /// bound pushes back on producers.
     native_cap: usize,
@@ -70,14 +84,28 @@ pub struct Scheduler {
     active_timers: HashSet<u64>,
     next_timer: u64,
     started: Instant,
+    /// What the Lua thread sleeps on, with parked connections, where the system has it.
+    poller: Option<Arc<Poller>>,
+    /// Parked sources that turned readable, not yet asked for their event.
+    ready: Vec<Arc<dyn Parked>>,
+    /// Sources whose event was handed to the script, to settle once it has handled it.
+    settling: Vec<Arc<dyn Parked>>,
+    /// Counts collections, to look at parked connections now and then while the channel is
+    /// never empty.
+    looks: u32,
 }
 
 impl Scheduler {
     /// A scheduler reading native events from `rx`, woken by `bell` when it sleeps.
     pub fn new(rx: Receiver<Event>, native_cap: usize, bell: Arc<Doorbell>) -> Scheduler {
+        let poller = bell.start_poller().cloned();
         Scheduler {
             rx,
             bell,
+            poller,
+            ready: Vec::new(),
+            settling: Vec::new(),
+            looks: 0,
             queue: VecDeque::new(),
             native_cap: native_cap.max(1),
             native_queued: 0,
@@ -100,7 +128,7 @@ impl Scheduler {
             return Err(QueueFull);
         }
         self.collect();
-        self.queue.push_back(Queued::Lua(values));
+        self.queue.push_back(Entry::of(Queued::Lua(values)));
         Ok(())
     }
 
@@ -129,19 +157,67 @@ impl Scheduler {
                 }
                 self.timers.pop();
                 if self.active_timers.remove(&id) {
-                    self.queue.push_back(Queued::Timer(id));
+                    self.queue.push_back(Entry::of(Queued::Timer(id)));
                 }
             }
+        }
+        // The script has handled what was delivered since the last look: parked connections
+        // whose request it answered are parked again (or handed to their threads).
+        if !self.settling.is_empty() {
+            self.settling.retain(|source| !source.clone().settle());
         }
         while self.native_queued < self.native_cap {
             match self.rx.try_recv() {
-                Ok(ev) => {
-                    self.native_queued += 1;
-                    self.queue.push_back(Queued::Native(ev));
-                }
+                Ok(ev) => self.push_native(ev),
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
+        // Parked connections: looked at when nothing else is queued, and now and then anyway so
+        // a busy channel cannot starve them.
+        self.looks = self.looks.wrapping_add(1);
+        if let Some(poller) = &self.poller {
+            if poller.watching() && (self.queue.is_empty() || self.looks.is_multiple_of(16)) {
+                poller.wait(Some(Duration::ZERO), &mut self.ready);
+                self.take_ready();
+            }
+        }
+    }
+
+    /// Appends an event that arrived.
+    fn push_native(&mut self, ev: Event) {
+        self.native_queued += 1;
+        self.queue.push_back(Entry::of(Queued::Native(ev)));
+    }
+
+    /// Takes `entry` out of the queue to hand it to the script; the parked source it came from
+    /// is settled on the next look for events, once the script has handled it.
+    fn hand_out(&mut self, entry: Entry) -> Queued {
+        if matches!(entry.ev, Queued::Native(_)) {
+            self.native_queued -= 1;
+        }
+        if let Some(source) = entry.from {
+            self.settling.push(source);
+        }
+        entry.ev
+    }
+
+    /// Asks each parked source that turned readable for its event and queues it. Returns whether
+    /// any was queued.
+    fn take_ready(&mut self) -> bool {
+        let mut ready = std::mem::take(&mut self.ready);
+        let mut got = false;
+        for source in ready.drain(..) {
+            if let Some(ev) = source.clone().ready() {
+                self.native_queued += 1;
+                self.queue.push_back(Entry {
+                    ev: Queued::Native(ev),
+                    from: Some(source),
+                });
+                got = true;
+            }
+        }
+        self.ready = ready;
+        got
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -165,28 +241,18 @@ impl Scheduler {
     pub fn next_until(&mut self, wake: Option<Instant>) -> Option<Queued> {
         loop {
             self.collect();
-            if let Some(ev) = self.queue.pop_front() {
-                if matches!(ev, Queued::Native(_)) {
-                    self.native_queued -= 1;
-                }
-                return Some(ev);
+            if let Some(entry) = self.queue.pop_front() {
+                return Some(self.hand_out(entry));
             }
             let timer = self.next_deadline();
             let due = match (timer, wake) {
                 (Some(t), Some(w)) => Some(t.min(w)),
                 (t, w) => t.or(w),
             };
-            match self.wait_event(due) {
-                // It arrived before the next deadline, so it goes first.
-                Some(ev) => {
-                    self.native_queued += 1;
-                    self.queue.push_back(Queued::Native(ev));
-                }
-                None if wake.is_some_and(|w| Instant::now() >= w) => {
-                    // A timer due at the same moment is collected on the next call.
-                    return None;
-                }
-                None => {}
+            // What arrives before the next deadline goes first.
+            if !self.wait_event(due) && wake.is_some_and(|w| Instant::now() >= w) {
+                // A timer due at the same moment is collected on the next call.
+                return None;
             }
         }
     }
@@ -199,66 +265,77 @@ impl Scheduler {
         loop {
             self.collect();
             while let Ok(ev) = self.rx.try_recv() {
-                self.native_queued += 1;
-                self.queue.push_back(Queued::Native(ev));
+                self.push_native(ev);
             }
             let found = self
                 .queue
                 .iter()
-                .position(|ev| ev.is_named(name) || ev.is_named("terminate"));
-            if let Some(ev) = found.and_then(|i| self.queue.remove(i)) {
-                if matches!(ev, Queued::Native(_)) {
-                    self.native_queued -= 1;
-                }
-                return Some(ev);
+                .position(|e| e.ev.is_named(name) || e.ev.is_named("terminate"));
+            if let Some(entry) = found.and_then(|i| self.queue.remove(i)) {
+                return Some(self.hand_out(entry));
             }
             let due = match (self.next_deadline(), wake) {
                 (Some(t), Some(w)) => Some(t.min(w)),
                 (t, w) => t.or(w),
             };
-            match self.wait_event(due) {
-                Some(ev) => {
-                    self.native_queued += 1;
-                    self.queue.push_back(Queued::Native(ev));
-                }
-                None if wake.is_some_and(|w| Instant::now() >= w) => return None,
-                None => {}
+            if !self.wait_event(due) && wake.is_some_and(|w| Instant::now() >= w) {
+                return None;
             }
         }
     }
 
-    /// The next event from the channel, waiting for one until `due` (forever if `None`); `None`
-    /// once `due` has passed. Parks instead of blocking in the channel (see [`Doorbell`]).
-    fn wait_event(&self, due: Option<Instant>) -> Option<Event> {
+    /// Waits for events from the channel or parked connections until `due` (forever if `None`)
+    /// and queues them; false once `due` has passed with nothing. Sleeps instead of blocking in
+    /// the channel (see [`Doorbell`]).
+    fn wait_event(&mut self, due: Option<Instant>) -> bool {
         loop {
             if let Ok(ev) = self.rx.try_recv() {
-                return Some(ev);
+                self.push_native(ev);
+                return true;
             }
             self.bell.going_to_sleep();
             // The last look: an event sent before the flag was up is found here; one sent after
             // it rings the bell.
             if let Ok(ev) = self.rx.try_recv() {
                 self.bell.awake();
-                return Some(ev);
+                self.push_native(ev);
+                return true;
             }
-            match due {
+            let left = match due {
                 Some(due) => {
                     let left = due.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         self.bell.awake();
-                        return None;
+                        return false;
                     }
-                    std::thread::park_timeout(left);
+                    Some(left)
                 }
-                None => std::thread::park(),
+                None => None,
+            };
+            match self.poller.clone() {
+                Some(poller) => {
+                    poller.wait(left, &mut self.ready);
+                    self.bell.awake();
+                    if self.take_ready() {
+                        return true;
+                    }
+                }
+                None => {
+                    match left {
+                        Some(left) => std::thread::park_timeout(left),
+                        None => std::thread::park(),
+                    }
+                    self.bell.awake();
+                }
             }
-            self.bell.awake();
         }
     }
 
     /// At shutdown: drops every queued event (answering any request in one) and stops receiving,
     /// so producers still waiting to send fail at once and answer for themselves.
     pub fn close(&mut self) {
+        self.ready.clear();
+        self.settling.clear();
         self.queue.clear();
         self.native_queued = 0;
         let rx = std::mem::replace(&mut self.rx, crossbeam_channel::never());
@@ -282,7 +359,7 @@ mod tests {
         const EACH: usize = 20_000;
         let (tx, rx) = crossbeam_channel::bounded(8);
         let sender = EventSender::new(tx, Arc::new(ResponseTracker::default()));
-        let scheduler = Scheduler::new(rx, 8, sender.doorbell());
+        let mut scheduler = Scheduler::new(rx, 8, sender.doorbell());
         let threads: Vec<_> = (0..SENDERS)
             .map(|_| {
                 let sender = sender.clone();
@@ -303,7 +380,7 @@ mod tests {
             let deadline = Instant::now() + Duration::from_secs(10);
             let got = scheduler.wait_event(Some(deadline));
             assert!(
-                got.is_some() && Instant::now() < deadline,
+                got && scheduler.queue.pop_front().is_some() && Instant::now() < deadline,
                 "event {n}: the receiver slept to its deadline with events sent to it"
             );
         }

@@ -42,6 +42,7 @@ mod event_loop;
 mod http;
 mod luahttp;
 mod net;
+mod poller;
 mod runtime;
 mod sched;
 mod workers;

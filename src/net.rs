@@ -129,6 +129,60 @@ pub fn send_nonblocking(stream: &TcpStream, parts: &[&[u8]]) -> io::Result<usize
     }
 }
 
+/// Reads what `stream` has without blocking, whatever the socket's mode: `WouldBlock` when it
+/// has nothing, `Ok(0)` when the peer closed. Used by the Lua thread to read the next request of
+/// a parked connection (`http::lane`). Linux only; elsewhere it always reports `WouldBlock`.
+pub fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    loop {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes for the duration of the
+        // call, and the descriptor is the open socket `stream` holds.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (stream, buf);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// Whether `stream` has something to read right now (data, or the peer closing); never waits.
+/// Linux only; elsewhere false.
+pub fn readable_now(stream: &TcpStream) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut fd = libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `fd` is one live pollfd for the duration of the call; a zero timeout never
+        // blocks.
+        unsafe { libc::poll(&mut fd, 1, 0) > 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stream;
+        false
+    }
+}
+
 /// Makes a thread blocked in `accept` on `socket` return (set the stop flag first).
 pub fn wake_accept(socket: &Socket, addr: SocketAddr) {
     // On Linux, shutting down a listening socket makes a blocked accept() fail at once.

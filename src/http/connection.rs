@@ -6,9 +6,10 @@
 //! writes each part of the response as the script produces it (or the whole response the script
 //! closed), and for an API that streams bodies, reads each piece of the body when the script asks
 //! for it. Requests on one connection are handled one after another, so pipelined requests are
-//! answered in order. The Lua thread never reads the socket or waits on it; it only writes a
-//! small finished response when this thread is asleep (see [`super::direct`]), and then this
-//! thread waits for the client's next request instead of being woken.
+//! answered in order. The Lua thread never waits on the socket; it writes a small finished
+//! response when this thread is asleep (see [`super::direct`]), and between requests, when this
+//! thread has parked the connection with it (see [`super::lane`]), it reads a small next request
+//! itself ([`open_fast`]) so that this thread sleeps on; everything else comes back here.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -19,9 +20,10 @@ use std::time::{Duration, Instant};
 use super::body::{read_body, BodyError, BodyReader, Framing};
 use super::direct::{Direct, Waker};
 use super::exchange::{BodyPoll, Exchange, ExchangeGuard, Part, Upgrade, Upgraded, Work};
-use super::head::{read_head, HeadError, HeadLimits, RequestHead};
+use super::head::{parse_head, read_head, HeadError, HeadLimits, RequestHead};
 use super::input::Input;
-use super::listener::{BodyMode, ListenerShared};
+use super::lane::{Lane, Resumed};
+use super::listener::{BodyMode, ListenerShared, OwedResponse};
 use super::response::{write_response, PartError, PartWriter, Response, WireOptions};
 use crate::event::{Event, IncomingRequest};
 
@@ -68,7 +70,7 @@ pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
     }
 }
 
-fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
+fn serve(stream: Arc<TcpStream>, connection: u64, shared: &Arc<ListenerShared>) {
     let config = &shared.config;
     crate::sched::batch_thread(config.batch_io_threads);
     let _ = stream.set_nodelay(true);
@@ -80,26 +82,46 @@ fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
         // With a waker, the Lua thread writes small responses itself (`super::direct`).
         waker: Waker::new().map(Arc::new),
     };
+    // With a lane, the connection parks with the Lua thread between requests (`super::lane`).
+    let lane = Lane::new(stream.clone(), &peers, shared);
+    let _leave = LeaveOnDrop(lane.as_ref());
     let mut input = Input::shared(stream);
-    let limits = HeadLimits {
-        max_request_line: config.max_request_line,
-        max_header_bytes: config.max_header_bytes,
-        max_headers: config.max_headers,
-        header_timeout: config.header_timeout,
-    };
+    let limits = head_limits(config);
     let mut idle_from = Instant::now();
+    let mut first = true;
     loop {
-        let idle_deadline = idle_from + config.keep_alive_timeout;
-        let head = match read_head(&mut input, &limits, idle_deadline) {
-            Ok(head) => head,
-            Err(HeadError::Idle) | Err(HeadError::Vanished) => return,
-            Err(HeadError::Reject(status)) => {
-                log::debug!("port {}: rejecting request head with {status}", shared.port);
-                reject(input, status, 1);
-                return;
+        let next = 'request: {
+            // Between requests, with nothing read ahead: park, and let the Lua thread read the
+            // next request if it can.
+            if let Some(lane) = lane
+                .as_ref()
+                .filter(|_| !first && input.buffered().is_empty())
+            {
+                match lane.park(idle_from) {
+                    Some(Resumed::Serve(opened)) => {
+                        break 'request opened.serve(&mut input, None, shared)
+                    }
+                    Some(Resumed::Read(bytes, since)) => {
+                        input.extend(&bytes);
+                        idle_from = since;
+                    }
+                    None => {}
+                }
             }
+            first = false;
+            let idle_deadline = idle_from + config.keep_alive_timeout;
+            let head = match read_head(&mut input, &limits, idle_deadline) {
+                Ok(head) => head,
+                Err(HeadError::Idle) | Err(HeadError::Vanished) => return,
+                Err(HeadError::Reject(status)) => {
+                    log::debug!("port {}: rejecting request head with {status}", shared.port);
+                    reject(input, status, 1);
+                    return;
+                }
+            };
+            handle_request(&mut input, head, &peers, shared)
         };
-        match handle_request(&mut input, head, &peers, shared) {
+        match next {
             Next::KeepAlive => idle_from = Instant::now(),
             Next::KeepAliveSince(at) => idle_from = at,
             Next::Close => {
@@ -112,6 +134,10 @@ fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
                 return;
             }
             Next::Upgrade(take_over) => {
+                // The socket leaves the Lua thread's epoll set before another protocol has it.
+                if let Some(lane) = &lane {
+                    lane.leave();
+                }
                 let (stream, leftover) = input.into_parts();
                 take_over(Upgraded { stream, leftover });
                 return;
@@ -120,13 +146,36 @@ fn serve(stream: Arc<TcpStream>, connection: u64, shared: &ListenerShared) {
     }
 }
 
+/// Takes a connection's socket out of the Lua thread's epoll set when its thread ends.
+struct LeaveOnDrop<'a>(Option<&'a Arc<Lane>>);
+
+impl Drop for LeaveOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(lane) = self.0 {
+            lane.leave();
+        }
+    }
+}
+
+/// The head limits from the configuration.
+fn head_limits(config: &crate::Config) -> HeadLimits {
+    HeadLimits {
+        max_request_line: config.max_request_line,
+        max_header_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+        header_timeout: config.header_timeout,
+    }
+}
+
 /// Who is at each end of a connection, and which connection it is.
-struct Peers {
+#[derive(Debug, Clone)]
+pub(crate) struct Peers {
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
-    connection: u64,
+    /// The connection's id.
+    pub(crate) connection: u64,
     /// The connection thread's waker, when direct writes are possible.
-    waker: Option<Arc<Waker>>,
+    pub(crate) waker: Option<Arc<Waker>>,
 }
 
 /// A connection id, unique in the process.
@@ -173,11 +222,7 @@ fn handle_request(
 ) -> Next {
     let config = &shared.config;
     let minor = head.minor_version;
-    let mut keep_alive = if minor == 0 {
-        head.has_token("connection", "keep-alive")
-    } else {
-        !head.has_token("connection", "close")
-    };
+    let mut keep_alive = keep_alive_of(&head);
     // A protocol switch: the script may perform it (handing the connection over); if it answers
     // as plain HTTP instead, the connection closes after, so whatever the client sends next is
     // never misread as a request.
@@ -212,7 +257,7 @@ fn handle_request(
         }
         expects_continue = minor >= 1 && framing != Framing::Empty;
     }
-    let (body, mut streamed_body) = if streamed {
+    let (body, streamed_body) = if streamed {
         // Read as the script asks; `100 Continue` goes out when it first does.
         let reader = BodyReader::new(framing, max_body);
         let body = StreamedBody {
@@ -230,32 +275,81 @@ fn handle_request(
             Err(e) => return reject_body(input, e, minor, shared),
         }
     };
-    let head_only = head.method == "HEAD";
-
-    // Hand the request to the script and serve its exchange.
-    let owed = shared.tracker.owe();
-    let exchange = Exchange::new(config.stream_buffer, shared.events.clone(), !streamed);
-    let Some(id) = shared.register(exchange.clone()) else {
-        return answer(input, Response::plain(503), minor, false, false);
+    let opts = WireOptions {
+        minor_version: minor,
+        head_only: head.method == "HEAD",
+        keep_alive,
     };
     // A small response may be written by the Lua thread itself, once the request is read whole.
-    if let Some(waker) = &peers.waker {
-        if streamed_body.as_ref().is_none_or(|b| b.reader.is_done()) {
-            exchange.enable_direct(
-                Direct {
-                    stream: input.shared_stream().clone(),
-                    waker: waker.clone(),
-                    opts: WireOptions {
-                        minor_version: minor,
-                        head_only,
-                        keep_alive,
-                    },
-                    stopped: shared.stopped.clone(),
-                    keep_alive_timeout: config.keep_alive_timeout,
-                },
-                !input.buffered().is_empty(),
-            );
-        }
+    let direct = streamed_body
+        .as_ref()
+        .is_none_or(|b| b.reader.is_done())
+        .then(|| !input.buffered().is_empty());
+    let Some((mut opened, request)) = open(
+        head,
+        body,
+        input.shared_stream(),
+        peers,
+        shared,
+        opts,
+        direct,
+    ) else {
+        return answer(input, Response::plain(503), minor, false, false);
+    };
+    if let Err(Event::HttpRequest(mut request)) = shared.events.send_within(
+        Event::HttpRequest(Box::new(request)),
+        config.response_timeout,
+    ) {
+        // The script has ended or its queue stayed full: answer for it.
+        request.guard.set_status_on_drop(503);
+    }
+    // The response timeout runs from when the script could have the request.
+    opened.started = Instant::now();
+    opened.serve(input, streamed_body, shared)
+}
+
+/// An exchange handed to the script, with what serving it takes.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    /// The exchange.
+    pub(crate) exchange: Arc<Exchange>,
+    /// Its registration with the listener.
+    id: u64,
+    owed: OwedResponse,
+    opts: WireOptions,
+    /// When the script could first have it (the response timeout runs from there).
+    pub(crate) started: Instant,
+}
+
+/// Opens the exchange for a request read whole (or whose body the script streams) and builds
+/// the request the script receives. `direct`: whether the Lua side may write a whole response
+/// itself, and if so whether a next request is already read. `None` once the listener is
+/// stopped.
+fn open(
+    head: RequestHead,
+    body: Vec<u8>,
+    stream: &Arc<TcpStream>,
+    peers: &Peers,
+    shared: &ListenerShared,
+    opts: WireOptions,
+    direct: Option<bool>,
+) -> Option<(Opened, IncomingRequest)> {
+    let config = &shared.config;
+    let streamed = shared.options.body_mode == BodyMode::Streamed;
+    let owed = shared.tracker.owe();
+    let exchange = Exchange::new(config.stream_buffer, shared.events.clone(), !streamed);
+    let id = shared.register(exchange.clone())?;
+    if let (Some(waker), Some(waiting)) = (&peers.waker, direct) {
+        exchange.enable_direct(
+            Direct {
+                stream: stream.clone(),
+                waker: waker.clone(),
+                opts,
+                stopped: shared.stopped.clone(),
+                keep_alive_timeout: config.keep_alive_timeout,
+            },
+            waiting,
+        );
     }
     let request = IncomingRequest {
         event: shared.options.event,
@@ -266,34 +360,105 @@ fn handle_request(
         method: head.method,
         target: head.target,
         headers: head.headers,
-        minor_version: minor,
+        minor_version: opts.minor_version,
         body,
         guard: ExchangeGuard::new(exchange.clone()),
     };
-    if let Err(Event::HttpRequest(mut request)) = shared.events.send_within(
-        Event::HttpRequest(Box::new(request)),
-        config.response_timeout,
-    ) {
-        // The script has ended or its queue stayed full: answer for it.
-        request.guard.set_status_on_drop(503);
+    let opened = Opened {
+        exchange,
+        id,
+        owed,
+        opts,
+        started: Instant::now(),
+    };
+    Some((opened, request))
+}
+
+/// On the Lua thread, for a parked connection (see [`super::lane`]): turns `bytes`, just read
+/// off the socket, into a request event if they are exactly one small request without a body
+/// that needs nothing from the connection thread before the script sees it (no `Expect`, no
+/// protocol switch, nothing pipelined behind it, the listener running). The exchange is opened
+/// for direct writes, with the connection thread parked on its waker. `None`: the connection
+/// thread serves these bytes as usual.
+pub(crate) fn open_fast(
+    bytes: &[u8],
+    stream: &Arc<TcpStream>,
+    peers: &Peers,
+    shared: &ListenerShared,
+) -> Option<(Opened, Event)> {
+    peers.waker.as_ref()?;
+    // The empty lines RFC 9112 allows before a request.
+    let skip = bytes
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let bytes = &bytes[skip..];
+    let Ok(Some((head, len))) = parse_head(bytes, &head_limits(&shared.config)) else {
+        return None;
+    };
+    if len != bytes.len()
+        || head.header("upgrade").is_some()
+        || head.header("expect").is_some()
+        || !matches!(framing_of(&head), Ok((Framing::Empty, false)))
+        || shared.stopped.load(Ordering::SeqCst)
+    {
+        return None;
     }
     let opts = WireOptions {
-        minor_version: minor,
-        head_only,
-        keep_alive,
+        minor_version: head.minor_version,
+        head_only: head.method == "HEAD",
+        keep_alive: keep_alive_of(&head),
     };
-    let next = serve_exchange(input, &exchange, opts, streamed_body.as_mut(), shared);
-    // Nothing more of this exchange is served: later writes and body reads from the script fail
-    // (and one waiting is told).
-    exchange.set_gone();
-    shared.unregister(id);
-    drop(owed);
-    match next {
-        Next::KeepAlive => match streamed_body {
-            Some(body) if !body.reader.is_done() => finish_body(input, body, shared),
-            _ => Next::KeepAlive,
-        },
-        other => other,
+    let (opened, request) = open(head, Vec::new(), stream, peers, shared, opts, Some(false))?;
+    opened.exchange.conn_parked();
+    Some((opened, Event::HttpRequest(Box::new(request))))
+}
+
+impl Opened {
+    /// The Lua side wrote the whole response (see [`super::lane`]): the exchange is over.
+    pub(crate) fn finish_sent(self, shared: &ListenerShared) {
+        self.exchange.set_gone();
+        shared.unregister(self.id);
+    }
+
+    /// Serves the exchange on the connection thread until its response is complete, then
+    /// closes it; says what becomes of the connection.
+    fn serve(
+        self,
+        input: &mut Input,
+        mut streamed_body: Option<StreamedBody>,
+        shared: &ListenerShared,
+    ) -> Next {
+        let deadline = self.started + shared.config.response_timeout;
+        let next = serve_exchange(
+            input,
+            &self.exchange,
+            self.opts,
+            streamed_body.as_mut(),
+            shared,
+            deadline,
+        );
+        // Nothing more of this exchange is served: later writes and body reads from the script
+        // fail (and one waiting is told).
+        self.exchange.set_gone();
+        shared.unregister(self.id);
+        drop(self.owed);
+        match next {
+            Next::KeepAlive => match streamed_body {
+                Some(body) if !body.reader.is_done() => finish_body(input, body, shared),
+                _ => Next::KeepAlive,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Whether the client lets the connection carry another request after this one.
+fn keep_alive_of(head: &RequestHead) -> bool {
+    if head.minor_version == 0 {
+        head.has_token("connection", "keep-alive")
+    } else {
+        !head.has_token("connection", "close")
     }
 }
 
@@ -308,10 +473,10 @@ fn serve_exchange(
     opts: WireOptions,
     mut body: Option<&mut StreamedBody>,
     shared: &ListenerShared,
+    mut deadline: Instant,
 ) -> Next {
     let config = &shared.config;
     let mut writer = PartWriter::new(opts);
-    let mut deadline = Instant::now() + config.response_timeout;
     loop {
         let parts = match exchange.next_work(deadline) {
             Work::Complete(response) => {

@@ -53,8 +53,11 @@ impl Direct {
 /// What [`Waker::wait`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Woken {
-    /// The socket has something to read (the next request, or the client closing).
+    /// The socket has what was watched for: something to read (the next request, or the client
+    /// closing), or for [`Waker::wait_hangup`], the client closing.
     pub socket: bool,
+    /// The waker was poked.
+    pub poked: bool,
 }
 
 /// A connection thread's alarm clock: an `eventfd` the Lua side pokes, waited on together with
@@ -97,6 +100,21 @@ impl Waker {
     /// Sleeps until poked, `socket` (when given) is readable or closed, or `timeout` passes.
     /// A poke is consumed.
     pub fn wait(&self, socket: Option<&TcpStream>, timeout: Duration) -> Woken {
+        self.wait_for(socket, libc::POLLIN, timeout)
+    }
+
+    /// Sleeps until poked, the client closes `socket` (or it is shut down here), or `timeout`
+    /// passes; a request arriving does not wake it. A poke is consumed.
+    pub fn wait_hangup(&self, socket: Option<&TcpStream>, timeout: Duration) -> Woken {
+        self.wait_for(socket, libc::POLLRDHUP, timeout)
+    }
+
+    fn wait_for(
+        &self,
+        socket: Option<&TcpStream>,
+        events: libc::c_short,
+        timeout: Duration,
+    ) -> Woken {
         use std::os::fd::AsRawFd;
         let mut fds = [
             libc::pollfd {
@@ -106,7 +124,7 @@ impl Waker {
             },
             libc::pollfd {
                 fd: socket.map_or(-1, |s| s.as_raw_fd()),
-                events: libc::POLLIN,
+                events,
                 revents: 0,
             },
         ];
@@ -115,9 +133,13 @@ impl Waker {
         // fd is ignored by poll(2).
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
         if n <= 0 {
-            return Woken { socket: false };
+            return Woken {
+                socket: false,
+                poked: false,
+            };
         }
-        if fds[0].revents != 0 {
+        let poked = fds[0].revents != 0;
+        if poked {
             let mut count: u64 = 0;
             // SAFETY: reads 8 bytes into a live u64 from a descriptor this struct owns; it
             // cannot block (EFD_NONBLOCK).
@@ -125,6 +147,7 @@ impl Waker {
         }
         Woken {
             socket: fds[1].revents != 0,
+            poked,
         }
     }
 }
@@ -141,6 +164,14 @@ impl Waker {
 
     /// Never called: there is no waker.
     pub fn wait(&self, _socket: Option<&TcpStream>, _timeout: Duration) -> Woken {
-        Woken { socket: false }
+        Woken {
+            socket: false,
+            poked: false,
+        }
+    }
+
+    /// Never called: there is no waker.
+    pub fn wait_hangup(&self, _socket: Option<&TcpStream>, _timeout: Duration) -> Woken {
+        self.wait(None, _timeout)
     }
 }

@@ -238,6 +238,32 @@ impl Exchange {
         st.socket_seen = waiting;
     }
 
+    /// Says the connection thread sleeps on the direct waker (parked, see [`super::lane`]):
+    /// work for it pokes the waker. Set on the Lua thread before the request is delivered.
+    pub fn conn_parked(&self) {
+        self.lock().polling = true;
+    }
+
+    /// Whether the request reached the script.
+    pub fn is_delivered(&self) -> bool {
+        self.delivered.load(Ordering::SeqCst)
+    }
+
+    /// If the Lua side wrote the whole response itself and the connection may carry another
+    /// request, with nothing read behind this one: takes that news (the connection thread will
+    /// not see it) and returns when the response went out.
+    pub fn take_sent_whole(&self) -> Option<Instant> {
+        let mut st = self.lock();
+        match &st.sent {
+            Some(sent) if sent.rest.is_empty() && sent.keep_alive && !st.socket_seen => {
+                let at = sent.at;
+                st.sent = None;
+                Some(at)
+            }
+            _ => None,
+        }
+    }
+
     /// Wakes the connection thread wherever it waits, and releases the lock.
     fn wake_conn(&self, mut st: MutexGuard<'_, State>) {
         if std::mem::take(&mut st.polling) {

@@ -131,6 +131,15 @@ pub fn read_head(
 /// nothing (a larger limit takes them from the heap).
 const STACK_HEADERS: usize = 100;
 
+/// Parses a complete head from `buf` (which must not start with empty lines), or returns
+/// `None` if more bytes are needed; with the head, how many bytes it took.
+pub(super) fn parse_head(
+    buf: &[u8],
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    parse(buf, limits)
+}
+
 /// Parses a complete head from `buf`, or returns `None` if more bytes are needed.
 fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<(RequestHead, usize)>, HeadError> {
     let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADERS];

@@ -109,6 +109,24 @@ impl Input {
         }
     }
 
+    /// Appends `bytes` to the unread ones, as if read from the socket (bytes another thread read
+    /// off it for this connection).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let need = self.end + bytes.len();
+        if need > self.buf.len() {
+            self.buf.resize(need, 0);
+        }
+        self.buf[self.end..need].copy_from_slice(bytes);
+        self.end = need;
+    }
+
     /// Takes up to `max` buffered bytes, reading from the socket first if nothing is buffered.
     pub fn take_some(&mut self, max: usize, deadline: Instant) -> Result<&[u8], ReadError> {
         while self.start == self.end {

@@ -28,6 +28,9 @@ use crate::workers::Workers;
 #[derive(Debug, Default)]
 pub struct ResponseTracker {
     count: AtomicUsize,
+    /// Threads in [`wait_idle`](Self::wait_idle): only then does the last guard wake anyone
+    /// (a notify is a system call, on every request otherwise).
+    waiters: AtomicUsize,
     lock: Mutex<()>,
     idle: Condvar,
 }
@@ -43,10 +46,14 @@ impl ResponseTracker {
     pub fn wait_idle(&self, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Announced before the count is read: a guard dropping the count to zero after that read
+        // sees the waiter and notifies (under the lock, so not before this thread waits).
+        self.waiters.fetch_add(1, Ordering::SeqCst);
         loop {
             let count = self.count.load(Ordering::SeqCst);
             let left = deadline.saturating_duration_since(Instant::now());
             if count == 0 || left.is_zero() {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
                 return count;
             }
             // The last guard to drop takes the lock before notifying, so it cannot notify
@@ -66,7 +73,9 @@ pub struct OwedResponse(Arc<ResponseTracker>);
 
 impl Drop for OwedResponse {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.waiters.load(Ordering::SeqCst) > 0
+        {
             let _guard = self.0.lock.lock().unwrap_or_else(|p| p.into_inner());
             self.0.idle.notify_all();
         }

@@ -2,7 +2,10 @@
 //!
 //! Follow a request: [`listener`] accepts, [`connection`] reads it ([`head`], [`body`] over
 //! [`input`]) and sends an `http_request` event to the Lua thread carrying an [`exchange`]; the
-//! script builds the response in the exchange; the connection thread writes it ([`response`]).
+//! script builds the response in the exchange; the connection thread writes it ([`response`]),
+//! or the Lua thread does, for a small one ([`direct`]). Between requests an idle keep-alive
+//! connection parks with the Lua thread ([`lane`]), which then reads a small next request
+//! itself.
 
 pub mod body;
 pub mod client;
@@ -11,6 +14,7 @@ pub mod direct;
 pub mod exchange;
 pub mod head;
 pub mod input;
+pub(crate) mod lane;
 pub mod listener;
 pub mod response;
 

@@ -1,0 +1,480 @@
+//! Keep-alive connections parked with the Lua thread between requests (`src/http/lane.rs`,
+//! `src/poller.rs`): the Lua thread reads a small request itself, and hands everything else back
+//! to the connection thread. Every test here drives the requests *after* the first on a
+//! connection, where parking happens, through one of those paths, against the real binary over
+//! real TCP on 127.0.0.1.
+//!
+//! Nothing sleeps to synchronise: tests wait on responses, lines of output or a closed socket,
+//! always with a bound.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{
+    closed_within, connect, read_response, read_until, threads_of, Response, Server, WAIT,
+};
+
+/// Echoes method, target and body: `GET /x|` or `POST /x|body`.
+const ECHO: &str =
+    "res.write(req.getMethod() .. ' ' .. req.getURL() .. '|' .. req.readAll())\nres.close()";
+
+fn echo_server(extra: &[&str]) -> Server {
+    Server::start(&common::listen_script(ECHO), extra)
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+}
+
+fn read_one(stream: &mut TcpStream) -> Response {
+    read_response(stream, false).expect("a response before the connection closed")
+}
+
+/// A keep-alive connection that has had one request answered (so it is parked now).
+fn parked_connection(port: u16) -> TcpStream {
+    let mut s = connect(port);
+    s.write_all(get("/first").as_bytes()).unwrap();
+    let first = read_one(&mut s);
+    assert_eq!(first.status, 200, "{}", first.status_line);
+    assert_eq!(first.header("connection"), Some("keep-alive"));
+    s
+}
+
+/// Asserts nothing arrives on `stream` for `quiet` (no response, no close).
+fn assert_quiet_for(stream: &mut TcpStream, quiet: Duration, what: &str) {
+    stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+        Ok(0) => panic!("{what}: the server closed the connection"),
+        Ok(n) => panic!(
+            "{what}: unexpectedly received {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("{what}: {e}"),
+    }
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+}
+
+/// The voluntary context switches of the one thread named `name` in process `pid`.
+fn voluntary_switches(pid: u32, name: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut found = None;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        assert!(found.is_none(), "more than one thread named {name}");
+        let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+        found = status
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+    }
+    found
+}
+
+#[test]
+fn many_requests_on_one_connection_are_answered_in_order_while_its_thread_sleeps() {
+    let server = echo_server(&[]);
+    let mut s = parked_connection(server.port);
+    let before = voluntary_switches(server.pid(), "ccserve-conn");
+    const N: usize = 300;
+    for i in 0..N {
+        s.write_all(get(&format!("/n/{i}")).as_bytes()).unwrap();
+        assert_eq!(read_one(&mut s).text(), format!("GET /n/{i}|"));
+    }
+    // The connection thread read the first request; the Lua thread read the others itself, so
+    // that thread slept through them instead of waking for each (the point of parking). qemu-user
+    // (the ARM suites) reports its own threads' switches, so the count is only checked natively.
+    if !common::under_emulator(server.pid()) {
+        let (Some(before), Some(after)) =
+            (before, voluntary_switches(server.pid(), "ccserve-conn"))
+        else {
+            panic!("no connection thread found in /proc");
+        };
+        assert!(
+            after - before < (N / 10) as u64,
+            "the connection thread woke {} times for {N} requests",
+            after - before
+        );
+    }
+}
+
+#[test]
+fn a_head_split_across_writes_is_read_whole() {
+    let server = echo_server(&[]);
+    let mut s = parked_connection(server.port);
+    s.write_all(b"GET /split HTTP/1.1\r\nHo").unwrap();
+    // No answer to half a head (and time for the server to read the half it has).
+    assert_quiet_for(&mut s, Duration::from_millis(200), "half a head");
+    s.write_all(b"st: 127.0.0.1\r\n\r\n").unwrap();
+    assert_eq!(read_one(&mut s).text(), "GET /split|");
+    // The connection goes on, and parks again.
+    s.write_all(get("/after").as_bytes()).unwrap();
+    assert_eq!(read_one(&mut s).text(), "GET /after|");
+}
+
+#[test]
+fn requests_with_bodies_are_read_by_the_connection_thread() {
+    let server = echo_server(&[]);
+    let mut s = parked_connection(server.port);
+    s.write_all(b"POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    assert_eq!(read_one(&mut s).text(), "POST /len|hello");
+    s.write_all(
+        b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_one(&mut s).text(), "POST /chunked|abc");
+    // The body of a request with `Expect: 100-continue` follows the interim response.
+    s.write_all(
+        b"POST /expect HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let interim = read_one(&mut s);
+    assert_eq!(interim.status, 100, "{}", interim.status_line);
+    s.write_all(b"xyz").unwrap();
+    assert_eq!(read_one(&mut s).text(), "POST /expect|xyz");
+    s.write_all(get("/last").as_bytes()).unwrap();
+    assert_eq!(read_one(&mut s).text(), "GET /last|");
+}
+
+#[test]
+fn pipelined_requests_arriving_together_are_answered_in_order() {
+    let server = echo_server(&[]);
+    let mut s = parked_connection(server.port);
+    let batch = format!(
+        "{}{}POST /p3 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok{}",
+        get("/p1"),
+        get("/p2"),
+        get("/p4")
+    );
+    s.write_all(batch.as_bytes()).unwrap();
+    for want in ["GET /p1|", "GET /p2|", "POST /p3|ok", "GET /p4|"] {
+        assert_eq!(read_one(&mut s).text(), want);
+    }
+}
+
+#[test]
+fn head_requests_and_connection_close_are_honoured() {
+    let server = echo_server(&[]);
+    let mut s = parked_connection(server.port);
+    s.write_all(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let head = read_response(&mut s, true).expect("a HEAD response");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some("8"),
+        "HEAD /h| is 8 bytes"
+    );
+    // No body followed the HEAD response: the next response starts right after it.
+    s.write_all(b"GET /close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let last = read_one(&mut s);
+    assert_eq!(last.text(), "GET /close|");
+    assert_eq!(last.header("connection"), Some("close"));
+    assert!(closed_within(&mut s, WAIT), "connection left open");
+}
+
+#[test]
+fn an_http_1_0_request_without_keep_alive_is_answered_and_closed() {
+    let server = echo_server(&[]);
+    let mut s = parked_connection(server.port);
+    s.write_all(b"GET /old HTTP/1.0\r\n\r\n").unwrap();
+    let resp = read_one(&mut s);
+    assert_eq!(resp.status_line, "HTTP/1.0 200 OK");
+    assert_eq!(resp.text(), "GET /old|");
+    assert!(closed_within(&mut s, WAIT), "connection left open");
+}
+
+#[test]
+fn a_response_finished_later_by_the_script_reaches_the_client() {
+    // The handler answers /later from a timer, after the event that delivered the request: the
+    // connection thread takes the exchange over from the Lua thread.
+    let script = "local port = http.addListener(0)\n\
+        print('LISTENING ' .. port)\n\
+        local waiting = {}\n\
+        while true do\n\
+          local ev, a, b, c = os.pullEvent()\n\
+          if ev == 'http_request' then a, b = b, c end\n\
+          if ev == 'http_request' then\n\
+            if a.getURL() == '/later' then\n\
+              waiting[os.startTimer(0.05)] = b\n\
+            else\n\
+              b.write('now ' .. a.getURL()) b.close()\n\
+            end\n\
+          elseif ev == 'timer' and waiting[a] then\n\
+            waiting[a].write('later') waiting[a].close() waiting[a] = nil\n\
+          end\n\
+        end\n";
+    let server = Server::start(script, &["--response-timeout", "60"]);
+    let mut s = connect(server.port);
+    for round in 0..3 {
+        s.write_all(get("/now").as_bytes()).unwrap();
+        assert_eq!(read_one(&mut s).text(), "now /now", "round {round}");
+        s.write_all(get("/later").as_bytes()).unwrap();
+        assert_eq!(read_one(&mut s).text(), "later", "round {round}");
+    }
+}
+
+#[test]
+fn large_responses_to_parked_requests_arrive_whole_through_a_small_window() {
+    // Sizes around the Lua thread's direct-write limit (64 KiB): written whole by it, started by
+    // it and finished by the connection thread (the client's receive window is 4 KiB and it reads
+    // only after the response is written), or left to the connection thread.
+    let server = Server::start(
+        &common::listen_script(
+            "local n = tonumber(req.getURL():match('%d+'))\n\
+             res.write(string.rep(string.char(65 + n % 26), n))\n\
+             res.close()",
+        ),
+        &[],
+    );
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.port)).into())
+        .unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    for n in [10usize, 3000, 60_000, 65_536, 70_000, 1_000_000, 20] {
+        s.write_all(get(&format!("/{n}")).as_bytes()).unwrap();
+        let resp = read_one(&mut s);
+        assert_eq!(resp.body.len(), n, "size {n}");
+        let want = b'A' + (n % 26) as u8;
+        assert!(
+            resp.body.iter().all(|&b| b == want),
+            "size {n}: wrong bytes"
+        );
+    }
+}
+
+#[test]
+fn a_streamed_response_to_a_parked_request_arrives_in_order() {
+    let server = Server::start(
+        &common::listen_script(
+            "for i = 1, 5 do res.write('part' .. i .. ';') assert(res.flush()) end\n\
+             res.close()",
+        ),
+        &[],
+    );
+    let mut s = connect(server.port);
+    for round in 0..3 {
+        s.write_all(get(&format!("/{round}")).as_bytes()).unwrap();
+        let resp = read_one(&mut s);
+        assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(
+            resp.text(),
+            "part1;part2;part3;part4;part5;",
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn a_client_closing_a_parked_connection_ends_its_thread() {
+    let server = echo_server(&[]);
+    let idle = threads_of(server.pid());
+    let mut clients: Vec<TcpStream> = (0..8).map(|_| parked_connection(server.port)).collect();
+    for s in &mut clients {
+        // A second request, so the connection is parked by the Lua thread too.
+        s.write_all(get("/again").as_bytes()).unwrap();
+        assert_eq!(read_one(s).text(), "GET /again|");
+    }
+    assert!(threads_of(server.pid()) >= idle + 8);
+    drop(clients);
+    let left = common::settles_to(idle, || threads_of(server.pid()));
+    assert!(
+        left <= idle,
+        "{left} threads left, {idle} before the clients came"
+    );
+}
+
+#[test]
+fn the_script_ending_while_connections_are_parked_exits_at_once() {
+    // The script serves two requests and ends; the client keeps its connection open, parked,
+    // with a keep-alive timeout far longer than the test.
+    let script = "local port = http.addListener(0)\n\
+        print('LISTENING ' .. port)\n\
+        for i = 1, 2 do\n\
+          local _, _, req, res = os.pullEvent('http_request')\n\
+          res.write('n' .. i) res.close()\n\
+        end\n\
+        print('DONE')\n";
+    let mut server = Server::start(script, &["--keep-alive-timeout", "600"]);
+    let mut s = connect(server.port);
+    for i in 1..=2 {
+        s.write_all(get("/").as_bytes()).unwrap();
+        assert_eq!(read_one(&mut s).text(), format!("n{i}"));
+    }
+    server.expect_line("DONE");
+    let status = server.wait_exit(WAIT).expect("the process exits");
+    assert!(status.success(), "{status:?}");
+    assert!(closed_within(&mut s, WAIT), "connection left open");
+}
+
+#[test]
+fn a_request_waiting_for_a_busy_script_is_answered_by_the_response_timeout() {
+    // /busy keeps the Lua thread from yielding for 8 s. A request arriving meanwhile on a parked
+    // connection cannot be read by the Lua thread, so its connection thread takes it back, and it
+    // gets its 503 from the response timeout (1 s), as a request read by that thread at once
+    // would. Read by the Lua thread after the 8 s instead, it would be answered `ok`.
+    let server = Server::start(
+        &common::listen_script(
+            "if req.getURL() == '/busy' then\n\
+               print('BUSY')\n\
+               local t = os.epoch('utc') while os.epoch('utc') - t < 8000 do end\n\
+               return\n\
+             end\n\
+             res.write('ok') res.close()",
+        ),
+        &["--response-timeout", "1", "--keep-alive-timeout", "60"],
+    );
+    let mut parked = parked_connection(server.port);
+    let mut busy = connect(server.port);
+    busy.write_all(get("/busy").as_bytes()).unwrap();
+    server.expect_line("BUSY");
+    let sent = Instant::now();
+    parked.write_all(get("/waiting").as_bytes()).unwrap();
+    let resp = read_one(&mut parked);
+    assert_eq!(
+        resp.status,
+        503,
+        "{} after {:?}",
+        resp.status_line,
+        sent.elapsed()
+    );
+    // /busy itself got what it had buffered (nothing) at its own response timeout.
+    assert_eq!(read_one(&mut busy).text(), "");
+}
+
+#[test]
+fn a_websocket_upgrade_after_plain_requests_takes_the_connection_over() {
+    let source = "local http_server = require 'http.server'\n\
+        local http_headers = require 'http.headers'\n\
+        local http_websocket = require 'http.websocket'\n\
+        local server = assert(http_server.listen { host = '127.0.0.1', port = 0,\n\
+          onstream = function(_, stream)\n\
+            local req = assert(stream:get_headers())\n\
+            if req:get(':path') == '/ws' then\n\
+              local ws = assert(http_websocket.new_from_stream(stream, req))\n\
+              assert(ws:accept())\n\
+              for data, kind in ws:each() do assert(ws:send(data, kind)) end\n\
+            else\n\
+              local body = stream:get_body_as_string()\n\
+              local res = http_headers.new()\n\
+              res:append(':status', '200')\n\
+              assert(stream:write_headers(res, false))\n\
+              assert(stream:write_chunk(req:get(':path') .. '|' .. body, true))\n\
+            end\n\
+          end })\n\
+        assert(server:listen())\n\
+        print('LISTENING ' .. select(3, server:localname()))\n\
+        assert(server:loop())\n";
+    let server = Server::start(source, &[]);
+    let mut s = connect(server.port);
+    s.write_all(get("/plain").as_bytes()).unwrap();
+    assert_eq!(read_one(&mut s).text(), "/plain|");
+    s.write_all(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd")
+        .unwrap();
+    assert_eq!(read_one(&mut s).text(), "/body|abcd");
+    s.write_all(get("/again").as_bytes()).unwrap();
+    assert_eq!(read_one(&mut s).text(), "/again|");
+    // The same connection, parked, now asks for a protocol switch.
+    use tungstenite::client::IntoClientRequest;
+    let request = format!("ws://127.0.0.1:{}/ws", server.port)
+        .into_client_request()
+        .unwrap();
+    let (mut ws, _) = tungstenite::client::client(request, s).expect("handshake");
+    for i in 0..20 {
+        ws.send(tungstenite::Message::text(format!("m{i}")))
+            .unwrap();
+        match ws.read().expect("echo") {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), format!("m{i}")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ws.close(None).unwrap();
+}
+
+#[test]
+fn many_clients_mixing_every_kind_of_request_get_every_answer() {
+    let server = echo_server(&[]);
+    let port = server.port;
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut s = connect(port);
+                for i in 0..120 {
+                    match i % 4 {
+                        0 | 1 => {
+                            s.write_all(get(&format!("/{t}/{i}")).as_bytes()).unwrap();
+                            assert_eq!(read_one(&mut s).text(), format!("GET /{t}/{i}|"));
+                        }
+                        2 => {
+                            let body = format!("b{t}.{i}");
+                            let req = format!(
+                                "POST /{t}/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            s.write_all(req.as_bytes()).unwrap();
+                            assert_eq!(read_one(&mut s).text(), format!("POST /{t}/{i}|{body}"));
+                        }
+                        _ => {
+                            let two = format!("{}{}", get(&format!("/{t}/{i}a")), get(&format!("/{t}/{i}b")));
+                            s.write_all(two.as_bytes()).unwrap();
+                            assert_eq!(read_one(&mut s).text(), format!("GET /{t}/{i}a|"));
+                            assert_eq!(read_one(&mut s).text(), format!("GET /{t}/{i}b|"));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+}
+
+#[test]
+fn a_lua_http_script_reads_bodies_of_later_requests_on_a_connection() {
+    let source = "local http_server = require 'http.server'\n\
+        local http_headers = require 'http.headers'\n\
+        local server = assert(http_server.listen { host = '127.0.0.1', port = 0,\n\
+          onstream = function(_, stream)\n\
+            local req = assert(stream:get_headers())\n\
+            local body = assert(stream:get_body_as_string())\n\
+            local res = http_headers.new()\n\
+            res:append(':status', '200')\n\
+            assert(stream:write_headers(res, false))\n\
+            assert(stream:write_chunk(req:get(':method') .. ' ' .. body, true))\n\
+          end })\n\
+        assert(server:listen())\n\
+        print('LISTENING ' .. select(3, server:localname()))\n\
+        assert(server:loop())\n";
+    let server = Server::start(source, &[]);
+    let mut s = connect(server.port);
+    for i in 0..20 {
+        if i % 2 == 0 {
+            s.write_all(get("/").as_bytes()).unwrap();
+            assert_eq!(read_one(&mut s).text(), "GET ");
+        } else {
+            let body = "x".repeat(i * 100);
+            let req = format!(
+                "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).unwrap();
+            assert_eq!(read_one(&mut s).text(), format!("PUT {body}"));
+        }
+    }
+    let tail = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    s.write_all(tail).unwrap();
+    let got = read_until(&mut s, b"GET ");
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+}
