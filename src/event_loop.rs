@@ -166,21 +166,30 @@ impl Scheduler {
         if !self.settling.is_empty() {
             self.settling.retain(|source| !source.clone().settle());
         }
-        while self.native_queued < self.native_cap {
-            match self.rx.try_recv() {
-                Ok(ev) => self.push_native(ev),
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-            }
+        if !self.drain_channel() {
+            return;
         }
         // Parked connections: looked at when nothing else is queued, and now and then anyway so
         // a busy channel cannot starve them.
         self.looks = self.looks.wrapping_add(1);
-        if let Some(poller) = &self.poller {
+        if let Some(poller) = self.poller.clone() {
             if poller.watching() && (self.queue.is_empty() || self.looks.is_multiple_of(16)) {
                 poller.wait(Some(Duration::ZERO), &mut self.ready);
-                self.take_ready();
             }
         }
+        self.take_ready();
+    }
+
+    /// Moves arrived native events into the queue, up to the cap. Returns whether the channel
+    /// was emptied.
+    fn drain_channel(&mut self) -> bool {
+        while self.native_queued < self.native_cap {
+            match self.rx.try_recv() {
+                Ok(ev) => self.push_native(ev),
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+        false
     }
 
     /// Appends an event that arrived.
@@ -203,7 +212,15 @@ impl Scheduler {
 
     /// Asks each parked source that turned readable for its event and queues it. Returns whether
     /// any was queued.
+    ///
+    /// A source's events must stay in order: a WebSocket reader sends a message through the
+    /// channel and only then parks, so the channel is emptied first (what the reader sent before
+    /// its socket was watched is in it by then). With the channel not emptied (the queue is at
+    /// its cap), the sources wait in `ready`.
     fn take_ready(&mut self) -> bool {
+        if self.ready.is_empty() || !self.drain_channel() {
+            return false;
+        }
         let mut ready = std::mem::take(&mut self.ready);
         let mut got = false;
         for source in ready.drain(..) {
@@ -316,7 +333,9 @@ impl Scheduler {
                 Some(poller) => {
                     poller.wait(left, &mut self.ready);
                     self.bell.awake();
-                    if self.take_ready() {
+                    let queued = self.queue.len();
+                    self.take_ready();
+                    if self.queue.len() > queued {
                         return true;
                     }
                 }

@@ -40,6 +40,7 @@ mod error;
 mod event;
 mod event_loop;
 mod http;
+mod lane;
 mod luahttp;
 mod net;
 mod poller;

@@ -478,3 +478,218 @@ fn a_lua_http_script_reads_bodies_of_later_requests_on_a_connection() {
     let got = read_until(&mut s, b"GET ");
     assert!(got.starts_with(b"HTTP/1.1 200"));
 }
+
+// --- WebSocket readers parked between messages ------------------------------------------------
+
+/// Echoes every message (text or binary as it came); `bye` makes the script close the
+/// connection (1000); prints `CLOSED <code>` when a connection ends.
+const WS_ECHO: &str = "local server = assert(http.websocketServer(0))\n\
+    print('LISTENING ' .. server.port)\n\
+    local clients = {}\n\
+    while true do\n\
+      local event, a, b, c = os.pullEvent()\n\
+      if event == 'websocket_server_connect' then clients[b.clientID] = b\n\
+      elseif event == 'websocket_server_message' then\n\
+        if b == 'bye' then clients[a].close() else clients[a].send(b, c) end\n\
+      elseif event == 'websocket_server_closed' then\n\
+        print('CLOSED ' .. tostring(c)) clients[a] = nil\n\
+      end\n\
+    end\n";
+
+/// A WebSocket client on a raw socket, so frames go out exactly as written.
+struct RawWs {
+    s: TcpStream,
+}
+
+impl RawWs {
+    fn connect(port: u16) -> RawWs {
+        let mut s = connect(port);
+        s.write_all(
+            b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        let head = read_until(&mut s, b"\r\n\r\n");
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        assert!(head.ends_with(b"\r\n\r\n"), "bytes after the handshake");
+        RawWs { s }
+    }
+
+    /// A masked client frame.
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let key = [0xA1, 0xB2, 0xC3, 0xD4];
+        let mut f = vec![first];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&key);
+        f.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+        f
+    }
+
+    fn send(&mut self, frames: &[Vec<u8>]) {
+        self.s.write_all(&frames.concat()).unwrap();
+    }
+
+    /// The next frame from the server: (first byte, payload).
+    fn read(&mut self) -> (u8, Vec<u8>) {
+        let mut head = [0u8; 2];
+        self.s.read_exact(&mut head).expect("a frame");
+        assert_eq!(head[1] & 0x80, 0, "server frames are not masked");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                self.s.read_exact(&mut b).unwrap();
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                self.s.read_exact(&mut b).unwrap();
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        self.s.read_exact(&mut payload).unwrap();
+        (head[0], payload)
+    }
+}
+
+#[test]
+fn websocket_messages_are_echoed_in_order_while_the_reader_sleeps() {
+    let server = Server::start(WS_ECHO, &[]);
+    let mut ws = RawWs::connect(server.port);
+    // The first message may still find the reader reading; after it, it parks.
+    ws.send(&[RawWs::frame(0x81, b"warm")]);
+    assert_eq!(ws.read(), (0x81, b"warm".to_vec()));
+    let before = voluntary_switches(server.pid(), "ccserve-ws-read");
+    const N: usize = 300;
+    for i in 0..N {
+        let (first, text) = if i % 3 == 0 {
+            (0x82, vec![i as u8, 0, 255])
+        } else {
+            (0x81, format!("message {i}").into_bytes())
+        };
+        ws.send(&[RawWs::frame(first, &text)]);
+        assert_eq!(ws.read(), (first, text), "message {i}");
+    }
+    // The Lua thread read those messages itself: the reader slept through them (checked
+    // natively; qemu-user reports its own threads).
+    if !common::under_emulator(server.pid()) {
+        let (Some(before), Some(after)) =
+            (before, voluntary_switches(server.pid(), "ccserve-ws-read"))
+        else {
+            panic!("no WebSocket reader thread found in /proc");
+        };
+        assert!(
+            after - before < (N / 10) as u64,
+            "the reader woke {} times for {N} messages",
+            after - before
+        );
+    }
+}
+
+#[test]
+fn websocket_frames_the_lua_thread_leaves_reach_the_script_in_order() {
+    // Large messages, fragments, pings and frames arriving together go to the reader thread;
+    // small single frames are read by the Lua thread. Sent back to back, they must still be
+    // echoed in the order sent.
+    let server = Server::start(WS_ECHO, &[]);
+    let mut ws = RawWs::connect(server.port);
+    let big = vec![b'b'; 10_000];
+    for round in 0..20 {
+        let frames = [
+            RawWs::frame(0x81, format!("a{round}").as_bytes()),
+            RawWs::frame(0x82, &big),
+            RawWs::frame(0x89, b"ping"),
+            // A text message in two fragments.
+            RawWs::frame(0x01, b"frag"),
+            RawWs::frame(0x80, b"ment"),
+            RawWs::frame(0x81, format!("z{round}").as_bytes()),
+        ];
+        if round % 2 == 0 {
+            ws.send(&frames);
+        } else {
+            for f in &frames {
+                ws.send(std::slice::from_ref(f));
+            }
+        }
+        // Four echoes and a pong, the pong anywhere among them.
+        let mut got: Vec<(u8, Vec<u8>)> = (0..5).map(|_| ws.read()).collect();
+        let pong = got
+            .iter()
+            .position(|(first, _)| *first == 0x8A)
+            .expect("a pong");
+        assert_eq!(got.remove(pong).1, b"ping".to_vec(), "round {round}");
+        let want = vec![
+            (0x81, format!("a{round}").into_bytes()),
+            (0x82, big.clone()),
+            (0x81, b"fragment".to_vec()),
+            (0x81, format!("z{round}").into_bytes()),
+        ];
+        assert_eq!(got, want, "round {round}");
+    }
+}
+
+#[test]
+fn a_websocket_client_leaving_or_refused_ends_its_reader() {
+    let server = Server::start(WS_ECHO, &[]);
+    let idle = threads_of(server.pid());
+    // Leaves without a Close frame while parked.
+    let mut ws = RawWs::connect(server.port);
+    ws.send(&[RawWs::frame(0x81, b"hi")]);
+    assert_eq!(ws.read(), (0x81, b"hi".to_vec()));
+    drop(ws);
+    server.line_starting("CLOSED", WAIT).expect("CLOSED line");
+    // Sends invalid UTF-8 as text: refused with 1007 by tungstenite, not by the Lua thread.
+    let mut ws = RawWs::connect(server.port);
+    ws.send(&[RawWs::frame(0x81, b"ok")]);
+    assert_eq!(ws.read(), (0x81, b"ok".to_vec()));
+    ws.send(&[RawWs::frame(0x81, &[0xff, 0xfe])]);
+    let (first, payload) = ws.read();
+    assert_eq!(first, 0x88, "a Close frame");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1007);
+    server.line_starting("CLOSED", WAIT).expect("CLOSED line");
+    // Unmasked: a protocol error (1002).
+    let mut ws = RawWs::connect(server.port);
+    ws.send(&[RawWs::frame(0x81, b"ok")]);
+    assert_eq!(ws.read(), (0x81, b"ok".to_vec()));
+    ws.s.write_all(&[0x81, 2, b'n', b'o']).unwrap();
+    let (first, payload) = ws.read();
+    assert_eq!(first, 0x88, "a Close frame");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+    server.line_starting("CLOSED", WAIT).expect("CLOSED line");
+    let left = common::settles_to(idle, || threads_of(server.pid()));
+    assert!(
+        left <= idle,
+        "{left} threads left, {idle} before the clients came"
+    );
+}
+
+#[test]
+fn the_script_closing_a_parked_websocket_completes_the_closing_handshake() {
+    let server = Server::start(WS_ECHO, &[]);
+    let mut ws = RawWs::connect(server.port);
+    ws.send(&[RawWs::frame(0x81, b"one")]);
+    assert_eq!(ws.read(), (0x81, b"one".to_vec()));
+    ws.send(&[RawWs::frame(0x81, b"bye")]);
+    let (first, payload) = ws.read();
+    assert_eq!(first, 0x88, "a Close frame");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1000);
+    // Our Close reply, read by the parked reader's stand-in and handed back to tungstenite.
+    ws.send(&[RawWs::frame(0x88, &payload[..2])]);
+    assert!(closed_within(&mut ws.s, WAIT), "connection left open");
+    server.line_starting("CLOSED", WAIT).expect("CLOSED line");
+}

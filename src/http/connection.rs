@@ -8,7 +8,7 @@
 //! for it. Requests on one connection are handled one after another, so pipelined requests are
 //! answered in order. The Lua thread never waits on the socket; it writes a small finished
 //! response when this thread is asleep (see [`super::direct`]), and between requests, when this
-//! thread has parked the connection with it (see [`super::lane`]), it reads a small next request
+//! thread has parked the connection with it (see [`crate::lane`]), it reads a small next request
 //! itself ([`open_fast`]) so that this thread sleeps on; everything else comes back here.
 
 use std::io::{Read, Write};
@@ -22,10 +22,10 @@ use super::direct::{Direct, Waker};
 use super::exchange::{BodyPoll, Exchange, ExchangeGuard, Part, Upgrade, Upgraded, Work};
 use super::head::{parse_head, read_head, HeadError, HeadLimits, RequestHead};
 use super::input::Input;
-use super::lane::{Lane, Resumed};
 use super::listener::{BodyMode, ListenerShared, OwedResponse};
 use super::response::{write_response, PartError, PartWriter, Response, WireOptions};
 use crate::event::{Event, IncomingRequest};
+use crate::lane::{Lane, Resumed};
 
 /// Largest piece of a streamed request body read at once, whatever the script asks for.
 const MAX_BODY_PIECE: usize = 64 * 1024;
@@ -82,8 +82,8 @@ fn serve(stream: Arc<TcpStream>, connection: u64, shared: &Arc<ListenerShared>) 
         // With a waker, the Lua thread writes small responses itself (`super::direct`).
         waker: Waker::new().map(Arc::new),
     };
-    // With a lane, the connection parks with the Lua thread between requests (`super::lane`).
-    let lane = Lane::new(stream.clone(), &peers, shared);
+    // With a lane, the connection parks with the Lua thread between requests (`crate::lane`).
+    let lane = Lane::http(stream.clone(), &peers, shared);
     let _leave = LeaveOnDrop(lane.as_ref());
     let mut input = Input::shared(stream);
     let limits = head_limits(config);
@@ -374,7 +374,7 @@ fn open(
     Some((opened, request))
 }
 
-/// On the Lua thread, for a parked connection (see [`super::lane`]): turns `bytes`, just read
+/// On the Lua thread, for a parked connection (see [`crate::lane`]): turns `bytes`, just read
 /// off the socket, into a request event if they are exactly one small request without a body
 /// that needs nothing from the connection thread before the script sees it (no `Expect`, no
 /// protocol switch, nothing pipelined behind it, the listener running). The exchange is opened
@@ -415,7 +415,7 @@ pub(crate) fn open_fast(
 }
 
 impl Opened {
-    /// The Lua side wrote the whole response (see [`super::lane`]): the exchange is over.
+    /// The Lua side wrote the whole response (see [`crate::lane`]): the exchange is over.
     pub(crate) fn finish_sent(self, shared: &ListenerShared) {
         self.exchange.set_gone();
         shared.unregister(self.id);

@@ -238,7 +238,7 @@ impl Exchange {
         st.socket_seen = waiting;
     }
 
-    /// Says the connection thread sleeps on the direct waker (parked, see [`super::lane`]):
+    /// Says the connection thread sleeps on the direct waker (parked, see [`crate::lane`]):
     /// work for it pokes the waker. Set on the Lua thread before the request is delivered.
     pub fn conn_parked(&self) {
         self.lock().polling = true;

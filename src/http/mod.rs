@@ -4,7 +4,7 @@
 //! [`input`]) and sends an `http_request` event to the Lua thread carrying an [`exchange`]; the
 //! script builds the response in the exchange; the connection thread writes it ([`response`]),
 //! or the Lua thread does, for a small one ([`direct`]). Between requests an idle keep-alive
-//! connection parks with the Lua thread ([`lane`]), which then reads a small next request
+//! connection parks with the Lua thread ([`crate::lane`]), which then reads a small next request
 //! itself.
 
 pub mod body;
@@ -14,7 +14,6 @@ pub mod direct;
 pub mod exchange;
 pub mod head;
 pub mod input;
-pub(crate) mod lane;
 pub mod listener;
 pub mod response;
 

@@ -114,7 +114,7 @@ fn connect(
         kind: WsEventKind::Connected(Link(control.clone())),
     }));
     if events.send_blocking(connected) {
-        connection::read_loop(ws, &pending, origin, events);
+        connection::read_loop(ws, &pending, origin, events, None);
     } else {
         control.abort();
     }

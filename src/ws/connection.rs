@@ -20,7 +20,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -31,6 +31,7 @@ use tungstenite::{Message, WebSocket};
 use super::{WsEvent, WsEventKind, WsOrigin};
 use crate::event::{Event, EventSender};
 use crate::http::listener::OwedResponse;
+use crate::lane::{Lane, Resumed};
 
 /// What the writer thread is asked to do.
 #[derive(Debug)]
@@ -78,21 +79,109 @@ impl Outbox {
 
 /// The reader's stream: reads from the socket, writes go to the writer thread as whole frames
 /// (tungstenite buffers a frame completely and hands it over in one `write`).
+///
+/// Server side, it hands tungstenite one frame at a time ([`Duplex::framed`]): tungstenite then
+/// never holds bytes past the frame it is reading, so once it has returned a message and this
+/// has nothing buffered ([`Duplex::at_boundary`]), someone else may read the socket (the Lua
+/// thread, while the reader is parked: [`crate::lane`]) and hand back what it does not take
+/// ([`Duplex::extend`]).
 pub struct Duplex {
     read: TcpStream,
     out: Outbox,
+    frames: Option<Frames>,
+}
+
+/// Bytes read off the socket and not yet handed to tungstenite, and how much of the frame being
+/// handed over is left.
+#[derive(Debug, Default)]
+struct Frames {
+    buf: Vec<u8>,
+    start: usize,
+    left_in_frame: u64,
 }
 
 impl Duplex {
     /// A duplex over `read`, writing through `out`.
     pub fn new(read: TcpStream, out: Outbox) -> Duplex {
-        Duplex { read, out }
+        Duplex {
+            read,
+            out,
+            frames: None,
+        }
+    }
+
+    /// A duplex that hands its reader one frame at a time, starting with `leftover` (bytes
+    /// already read from the socket, from the start of a frame).
+    pub fn framed(read: TcpStream, out: Outbox, leftover: Vec<u8>) -> Duplex {
+        Duplex {
+            read,
+            out,
+            frames: Some(Frames {
+                buf: leftover,
+                start: 0,
+                left_in_frame: 0,
+            }),
+        }
+    }
+
+    /// Whether every byte read off the socket has been handed over, ending on a frame boundary.
+    pub fn at_boundary(&self) -> bool {
+        self.frames
+            .as_ref()
+            .is_some_and(|f| f.left_in_frame == 0 && f.start == f.buf.len())
+    }
+
+    /// Bytes someone else read off the socket for this connection, from the start of a frame,
+    /// to be handed over first.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if let Some(f) = &mut self.frames {
+            f.buf.extend_from_slice(bytes);
+        }
     }
 }
 
 impl Read for Duplex {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read.read(buf)
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let Some(f) = &mut self.frames else {
+            return self.read.read(out);
+        };
+        loop {
+            let buffered = &f.buf[f.start..];
+            if f.left_in_frame == 0 {
+                if let Some(len) = super::frame::frame_len(buffered) {
+                    f.left_in_frame = len;
+                }
+            }
+            // Within the frame being handed over (or, without its length yet, a partial header
+            // that the peer's end cut short: tungstenite reports it).
+            if !buffered.is_empty() && f.left_in_frame > 0 {
+                let n = out
+                    .len()
+                    .min(buffered.len())
+                    .min(f.left_in_frame.min(usize::MAX as u64) as usize);
+                out[..n].copy_from_slice(&buffered[..n]);
+                f.start += n;
+                f.left_in_frame -= n as u64;
+                if f.start == f.buf.len() {
+                    f.buf.clear();
+                    f.start = 0;
+                }
+                return Ok(n);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.read.read(&mut chunk)?;
+            if n == 0 {
+                // The peer closed: what is buffered (part of a header) goes to tungstenite first.
+                if buffered.is_empty() {
+                    return Ok(0);
+                }
+                let n = out.len().min(buffered.len());
+                out[..n].copy_from_slice(&buffered[..n]);
+                f.start += n;
+                return Ok(n);
+            }
+            f.buf.extend_from_slice(&chunk[..n]);
+        }
     }
 }
 
@@ -474,13 +563,9 @@ pub fn run_server_side(
         pending.abandon();
         return;
     };
-    let duplex = Duplex::new(read_half, pending.out.clone());
-    let ws = WebSocket::from_partially_read(
-        duplex,
-        leftover,
-        Role::Server,
-        Some(ws_config(&pending.limits)),
-    );
+    // Handed over frame by frame, the reader can park with the Lua thread between messages.
+    let duplex = Duplex::framed(read_half, pending.out.clone(), leftover);
+    let ws = WebSocket::from_raw_socket(duplex, Role::Server, Some(ws_config(&pending.limits)));
     let _ = stream.set_read_timeout(None);
     let Ok(control) = pending.control() else {
         pending.abandon();
@@ -499,7 +584,19 @@ pub fn run_server_side(
         kind: WsEventKind::Connected(Link(control.clone())),
     }));
     if events.send_blocking(connected) {
-        read_loop(ws, &pending, origin, events);
+        let lane = stream.try_clone().ok().and_then(|s| {
+            Lane::websocket(
+                Arc::new(s),
+                origin,
+                pending.id,
+                pending.limits.max_message,
+                events,
+            )
+        });
+        read_loop(ws, &pending, origin, events, lane.as_ref());
+        if let Some(lane) = &lane {
+            lane.leave();
+        }
     } else {
         control.abort();
     }
@@ -507,12 +604,14 @@ pub fn run_server_side(
     pending.finish();
 }
 
-/// Runs the reader until the connection ends, then posts the closed event.
+/// Runs the reader until the connection ends, then posts the closed event. With a `lane`, the
+/// reader parks with the Lua thread between messages (see [`crate::lane`]).
 pub fn read_loop(
     mut ws: WebSocket<Duplex>,
     pending: &Pending,
     origin: &WsOrigin,
     events: &EventSender,
+    lane: Option<&Arc<Lane>>,
 ) {
     let id = pending.id;
     let send = |kind| {
@@ -523,17 +622,32 @@ pub fn read_loop(
         })))
     };
     let mut close_reason: Option<(u16, String)> = None;
+    // Parking is only for the wait after a message (or at the start), when tungstenite has
+    // nothing to say: not after a Close, whose reply it writes on the next read.
+    let mut may_park = true;
     loop {
+        if let Some(lane) = lane.filter(|_| may_park && ws.get_ref().at_boundary()) {
+            // A pong tungstenite owes goes out before the reader sleeps.
+            if ws.flush().is_err() {
+                break;
+            }
+            if let Some(Resumed::Read(bytes, _)) = lane.park(Instant::now()) {
+                ws.get_mut().extend(&bytes);
+            }
+        }
+        may_park = false;
         match ws.read() {
             Ok(Message::Text(text)) => {
                 if !send(WsEventKind::Message(text.as_bytes().to_vec(), false)) {
                     break;
                 }
+                may_park = true;
             }
             Ok(Message::Binary(data)) => {
                 if !send(WsEventKind::Message(data.to_vec(), true)) {
                     break;
                 }
+                may_park = true;
             }
             Ok(Message::Close(frame)) => {
                 close_reason = frame.map(|f| (u16::from(f.code), f.reason.to_string()));

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod frame;
 pub mod server;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,34 +1,58 @@
-//! An idle keep-alive connection parked with the Lua thread, so that its next request wakes no
-//! other thread (see [`crate::poller`] for why).
+//! A connection parked with the Lua thread while it waits for its client, so that the client's
+//! next small request or WebSocket message wakes no other thread (see [`crate::poller`] for why).
 //!
-//! Between requests, with nothing buffered, the connection thread [`park`](Lane::park)s: its
-//! socket joins the Lua thread's epoll set (one-shot) and the thread sleeps on its waker,
+//! When its thread would block reading (an idle keep-alive HTTP connection between requests, or a
+//! WebSocket reader between messages) with nothing buffered, the thread [`park`](Lane::park)s:
+//! its socket joins the Lua thread's epoll set (one-shot) and the thread sleeps on its waker,
 //! watching the socket only for the client hanging up. Who owns the socket is one of three
 //! states, changed under the lane's lock:
 //!
 //! - **Parked**: nobody reads. The Lua thread takes it when the socket turns readable; the
-//!   connection thread takes it back when the keep-alive time runs out or the client hangs up.
-//! - **Lua**: the Lua thread read the next request. A small, complete request without a body
-//!   ([`super::connection::open_fast`]) becomes an event at once, its exchange *in flight*; once
-//!   the script has handled it ([`Parked::settle`]) and the response went out whole with one
-//!   direct write, the lane is parked again. Anything else is handed back.
-//! - **Conn**: the connection thread serves as it always does, starting with the bytes the Lua
-//!   thread read ("read ahead") or the exchange in flight, which it claims when poked (the
-//!   response needs it: a remainder, streaming, a body read, an abandoned response) or when the
-//!   response timeout passes (so a busy script cannot keep a request from its timeout).
+//!   connection's thread takes it back when the keep-alive time runs out or the client hangs up.
+//! - **Lua**: the Lua thread read what came. HTTP: a small, complete request without a body
+//!   ([`crate::http::connection::open_fast`]) becomes an event at once, its exchange *in
+//!   flight*; once the script has handled it ([`Parked::settle`]) and the response went out whole
+//!   with one direct write, the lane is parked again. WebSocket: one whole, small data frame
+//!   ([`crate::ws::frame::single_message`]) becomes a message event and the lane is parked again
+//!   at once. Anything else is handed back.
+//! - **Conn**: the connection's thread reads as it always does, starting with the bytes the Lua
+//!   thread read ("read ahead") or, for HTTP, the exchange in flight, which it claims when poked
+//!   (the response needs it: a remainder, streaming, a body read, an abandoned response) or when
+//!   the response timeout passes (so a busy script cannot keep a request from its timeout).
 
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::connection::{open_fast, Opened, Peers};
-use super::direct::Waker;
-use super::listener::ListenerShared;
-use crate::event::Event;
+use crate::event::{Event, EventSender};
+use crate::http::connection::{open_fast, Opened, Peers};
+use crate::http::direct::Waker;
+use crate::http::listener::ListenerShared;
 use crate::poller::{Parked, Poller};
+use crate::ws::{WsEvent, WsEventKind, WsOrigin};
 
-/// Largest request head read by the Lua thread; a longer one goes to the connection thread.
+/// Most bytes the Lua thread reads at once: a longer request head or message goes to the
+/// connection's thread.
 const FAST_READ: usize = 4096;
+
+/// The longest single wait of a parked thread (it then looks again).
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// What is parked: which protocol the Lua thread reads, and what it needs to.
+enum Side {
+    /// An HTTP connection between requests.
+    Http {
+        peers: Peers,
+        shared: Arc<ListenerShared>,
+    },
+    /// A WebSocket connection's reader (server side) between messages.
+    Ws {
+        origin: WsOrigin,
+        id: u64,
+        max_message: usize,
+    },
+}
 
 /// Who has the connection's socket (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,40 +75,71 @@ struct LaneState {
     conn_waiting: bool,
 }
 
-/// What [`Lane::park`] hands back to the connection thread.
+/// What [`Lane::park`] hands back to the connection's thread.
 pub(crate) enum Resumed {
-    /// Read the next request head, starting with these bytes; the connection has been idle since
-    /// the instant given.
+    /// Read on, starting with these bytes; (HTTP) the connection has been idle since the instant
+    /// given.
     Read(Vec<u8>, Instant),
-    /// Serve the exchange the Lua thread started.
+    /// Serve the exchange the Lua thread started (HTTP).
     Serve(Opened),
 }
 
 /// One connection's parking place.
 pub(crate) struct Lane {
+    /// Its key in the poller, unique in the process.
+    key: u64,
     stream: Arc<TcpStream>,
     waker: Arc<Waker>,
-    peers: Peers,
-    shared: Arc<ListenerShared>,
+    side: Side,
     poller: Arc<Poller>,
     state: Mutex<LaneState>,
 }
 
 impl Lane {
-    /// A lane for the connection on `stream`, when the runtime has a poller and the connection
-    /// a waker.
-    pub(crate) fn new(
+    /// A lane for the HTTP connection on `stream`, when the runtime has a poller and the
+    /// connection a waker.
+    pub(crate) fn http(
         stream: Arc<TcpStream>,
         peers: &Peers,
         shared: &Arc<ListenerShared>,
     ) -> Option<Arc<Lane>> {
-        let waker = peers.waker.clone()?;
-        let poller = shared.events.poller()?;
-        Some(Arc::new(Lane {
-            stream,
-            waker,
+        let side = Side::Http {
             peers: peers.clone(),
             shared: shared.clone(),
+        };
+        Lane::new(stream, peers.waker.clone()?, side, &shared.events)
+    }
+
+    /// A lane for the server side of the WebSocket connection `id` on `stream`, delivering its
+    /// messages as `origin`'s, when the runtime has a poller and the system an `eventfd`.
+    pub(crate) fn websocket(
+        stream: Arc<TcpStream>,
+        origin: &WsOrigin,
+        id: u64,
+        max_message: usize,
+        events: &EventSender,
+    ) -> Option<Arc<Lane>> {
+        let side = Side::Ws {
+            origin: origin.clone(),
+            id,
+            max_message,
+        };
+        Lane::new(stream, Arc::new(Waker::new()?), side, events)
+    }
+
+    fn new(
+        stream: Arc<TcpStream>,
+        waker: Arc<Waker>,
+        side: Side,
+        events: &EventSender,
+    ) -> Option<Arc<Lane>> {
+        static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+        let poller = events.poller()?;
+        Some(Arc::new(Lane {
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            stream,
+            waker,
+            side,
             poller,
             state: Mutex::new(LaneState {
                 owner: Owner::Conn,
@@ -109,7 +164,7 @@ impl Lane {
     /// Watches the socket for the Lua thread again. Returns false if it could not.
     fn arm(self: &Arc<Self>) -> bool {
         let source: Arc<dyn Parked> = self.clone();
-        self.poller.arm(self.peers.connection, self.fd(), &source)
+        self.poller.arm(self.key, self.fd(), &source)
     }
 
     /// Called by the connection thread between requests, with nothing buffered and the
@@ -125,8 +180,15 @@ impl Lane {
             self.lock().owner = Owner::Conn;
             return None;
         }
-        let keep_alive = self.shared.config.keep_alive_timeout;
-        let response_timeout = self.shared.config.response_timeout;
+        // HTTP: the keep-alive timeout ends the wait; a request the Lua thread leaves unread is
+        // looked for every response timeout. A WebSocket reader waits as long as it takes.
+        let (keep_alive, response_timeout) = match &self.side {
+            Side::Http { shared, .. } => (
+                shared.config.keep_alive_timeout,
+                shared.config.response_timeout,
+            ),
+            Side::Ws { .. } => (Duration::MAX, Duration::MAX),
+        };
         let mut poked = false;
         let mut hung_up = false;
         let mut timed_out = false;
@@ -143,7 +205,10 @@ impl Lane {
                     return Some(Resumed::Read(bytes, st.idle_since));
                 }
                 Owner::Parked => {
-                    let left = (st.idle_since + keep_alive).saturating_duration_since(now);
+                    let left = st
+                        .idle_since
+                        .checked_add(keep_alive)
+                        .map_or(Duration::MAX, |end| end.saturating_duration_since(now));
                     // A request the Lua thread has not taken within the response timeout (the
                     // script is busy without yielding) is read here instead, so that it is
                     // answered by that timeout at the latest, as one read by this thread would.
@@ -154,12 +219,14 @@ impl Lane {
                         st.owner = Owner::Conn;
                         return Some(Resumed::Read(Vec::new(), st.idle_since));
                     }
-                    (true, left.min(response_timeout))
+                    (true, left.min(response_timeout).min(DAY))
                 }
                 Owner::Lua => match &st.in_flight {
                     Some(opened) => {
-                        let left =
-                            (opened.started + response_timeout).saturating_duration_since(now);
+                        let left = opened
+                            .started
+                            .checked_add(response_timeout)
+                            .map_or(DAY, |end| end.saturating_duration_since(now).min(DAY));
                         if poked || left.is_zero() {
                             // The response needs this thread, or has had its time.
                             st.owner = Owner::Conn;
@@ -190,7 +257,7 @@ impl Lane {
     /// Called by the connection thread as it ends (or hands the socket to another protocol):
     /// the socket leaves the epoll set before it may close.
     pub(crate) fn leave(&self) {
-        self.poller.remove(self.peers.connection, self.fd());
+        self.poller.remove(self.key, self.fd());
     }
 
     /// Gives the socket back to the connection thread with `bytes` to read first.
@@ -239,15 +306,38 @@ impl Parked for Lane {
                 self.hand_back(Vec::new());
                 None
             }
-            Ok(n) => match open_fast(&buf[..n], &self.stream, &self.peers, &self.shared) {
-                Some((opened, event)) => {
-                    self.lock().in_flight = Some(opened);
-                    Some(event)
+            Ok(n) => match &self.side {
+                Side::Http { peers, shared } => {
+                    match open_fast(&buf[..n], &self.stream, peers, shared) {
+                        Some((opened, event)) => {
+                            self.lock().in_flight = Some(opened);
+                            Some(event)
+                        }
+                        None => {
+                            self.hand_back(buf[..n].to_vec());
+                            None
+                        }
+                    }
                 }
-                None => {
-                    self.hand_back(buf[..n].to_vec());
-                    None
-                }
+                Side::Ws {
+                    origin,
+                    id,
+                    max_message,
+                } => match crate::ws::frame::single_message(&buf[..n], *max_message) {
+                    Some((data, binary)) => {
+                        // Nothing follows from the script's side: watch for the next message.
+                        self.repark(None);
+                        Some(Event::Ws(Box::new(WsEvent {
+                            origin: origin.clone(),
+                            id: *id,
+                            kind: WsEventKind::Message(data, binary),
+                        })))
+                    }
+                    None => {
+                        self.hand_back(buf[..n].to_vec());
+                        None
+                    }
+                },
             },
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 self.repark(None);
@@ -276,8 +366,8 @@ impl Parked for Lane {
             Some(at) => {
                 let opened = st.in_flight.take();
                 drop(st);
-                if let Some(opened) = opened {
-                    opened.finish_sent(&self.shared);
+                if let (Some(opened), Side::Http { shared, .. }) = (opened, &self.side) {
+                    opened.finish_sent(shared);
                 }
                 self.repark(Some(at));
             }
