@@ -552,7 +552,7 @@ fn write_loop(mut ws: WebSocket<TcpStream>, rx: Receiver<Out>, queued: &AtomicUs
 /// it ends. `admit` sees the connection's controls before the script does and may refuse it
 /// with a close code and reason (sent instead of announcing the connection).
 pub fn run_server_side(
-    stream: &TcpStream,
+    stream: &Arc<TcpStream>,
     pending: Pending,
     leftover: Vec<u8>,
     origin: &WsOrigin,
@@ -584,15 +584,13 @@ pub fn run_server_side(
         kind: WsEventKind::Connected(Link(control.clone())),
     }));
     if events.send_blocking(connected) {
-        let lane = stream.try_clone().ok().and_then(|s| {
-            Lane::websocket(
-                Arc::new(s),
-                origin,
-                pending.id,
-                pending.limits.max_message,
-                events,
-            )
-        });
+        let lane = Lane::websocket(
+            stream.clone(),
+            origin,
+            pending.id,
+            pending.limits.max_message,
+            events,
+        );
         read_loop(ws, &pending, origin, events, lane.as_ref());
         if let Some(lane) = &lane {
             lane.leave();
