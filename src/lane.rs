@@ -299,22 +299,22 @@ impl Parked for Lane {
             }
             st.owner = Owner::Lua;
         }
-        let mut buf = [0u8; FAST_READ];
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); FAST_READ];
         match crate::net::recv_nonblocking(&self.stream, &mut buf) {
-            Ok(0) => {
+            Ok([]) => {
                 // The client closed: the connection thread sees it and ends.
                 self.hand_back(Vec::new());
                 None
             }
-            Ok(n) => match &self.side {
+            Ok(bytes) => match &self.side {
                 Side::Http { peers, shared } => {
-                    match open_fast(&buf[..n], &self.stream, peers, shared) {
+                    match open_fast(bytes, &self.stream, peers, shared) {
                         Some((opened, event)) => {
                             self.lock().in_flight = Some(opened);
                             Some(event)
                         }
                         None => {
-                            self.hand_back(buf[..n].to_vec());
+                            self.hand_back(bytes.to_vec());
                             None
                         }
                     }
@@ -323,7 +323,7 @@ impl Parked for Lane {
                     origin,
                     id,
                     max_message,
-                } => match crate::ws::frame::single_message(&buf[..n], *max_message) {
+                } => match crate::ws::frame::single_message(bytes, *max_message) {
                     Some((data, binary)) => {
                         // Nothing follows from the script's side: watch for the next message.
                         self.repark(None);
@@ -334,7 +334,7 @@ impl Parked for Lane {
                         })))
                     }
                     None => {
-                        self.hand_back(buf[..n].to_vec());
+                        self.hand_back(bytes.to_vec());
                         None
                     }
                 },

@@ -105,8 +105,19 @@ pub fn send_nonblocking(stream: &TcpStream, parts: &[&[u8]]) -> io::Result<usize
     #[cfg(target_os = "linux")]
     {
         let sock = socket2::SockRef::from(stream);
-        let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
-        let mut left: &mut [io::IoSlice<'_>] = &mut slices;
+        // Callers send one or two parts (a response; a frame's head and payload): no allocation.
+        let mut array = [io::IoSlice::new(&[]); 4];
+        let mut vec = Vec::new();
+        let slices: &mut [io::IoSlice<'_>] = if parts.len() <= array.len() {
+            for (slot, part) in array.iter_mut().zip(parts) {
+                *slot = io::IoSlice::new(part);
+            }
+            &mut array[..parts.len()]
+        } else {
+            vec.extend(parts.iter().map(|p| io::IoSlice::new(p)));
+            &mut vec
+        };
+        let mut left: &mut [io::IoSlice<'_>] = slices;
         let mut sent = 0;
         while left.iter().any(|s| !s.is_empty()) {
             match sock.send_vectored_with_flags(left, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
@@ -132,12 +143,18 @@ pub fn send_nonblocking(stream: &TcpStream, parts: &[&[u8]]) -> io::Result<usize
 /// Reads what `stream` has without blocking, whatever the socket's mode: `WouldBlock` when it
 /// has nothing, `Ok(0)` when the peer closed. Used by the Lua thread to read the next request of
 /// a parked connection (`http::lane`). Linux only; elsewhere it always reports `WouldBlock`.
-pub fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+/// `buf` need not be initialised (the Lua thread reads into a fresh stack buffer on every
+/// request, and zeroing it would cost as much as the read): the bytes returned are those the
+/// kernel wrote.
+pub fn recv_nonblocking<'a>(
+    stream: &TcpStream,
+    buf: &'a mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<&'a [u8]> {
     #[cfg(target_os = "linux")]
     loop {
         use std::os::fd::AsRawFd;
         // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes for the duration of the
-        // call, and the descriptor is the open socket `stream` holds.
+        // call (recv only writes to it), and the descriptor is the open socket `stream` holds.
         let n = unsafe {
             libc::recv(
                 stream.as_raw_fd(),
@@ -147,7 +164,10 @@ pub fn recv_nonblocking(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize>
             )
         };
         if n >= 0 {
-            return Ok(n as usize);
+            // SAFETY: recv wrote (initialised) the first `n` bytes of `buf`, n <= buf.len().
+            return Ok(unsafe {
+                std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize)
+            });
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

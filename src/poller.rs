@@ -167,18 +167,20 @@ impl Poller {
     pub(crate) fn wait(&self, timeout: Option<Duration>, ready: &mut Vec<Arc<dyn Parked>>) {
         use std::os::fd::AsRawFd;
         const MAX: usize = 64;
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+        // Not zeroed: the kernel writes the first `n`, and only those are read.
+        let mut events = [std::mem::MaybeUninit::<libc::epoll_event>::uninit(); MAX];
         let ms = match timeout {
             None => -1,
             Some(t) if t.is_zero() => 0,
             // Rounded up: waking a little early would only make the caller wait again.
             Some(t) => t.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128) as libc::c_int,
         };
-        // SAFETY: `events` is a live array of MAX epoll_event the kernel writes at most MAX of.
+        // SAFETY: `events` is a live array of MAX epoll_event the kernel writes at most MAX of
+        // (MaybeUninit<T> has T's layout).
         let n = unsafe {
             libc::epoll_wait(
                 self.epoll.as_raw_fd(),
-                events.as_mut_ptr(),
+                events.as_mut_ptr().cast(),
                 MAX as libc::c_int,
                 ms,
             )
@@ -188,7 +190,8 @@ impl Poller {
         }
         let sources = self.lock();
         for ev in &events[..n as usize] {
-            let key = ev.u64;
+            // SAFETY: epoll_wait initialised the first `n` entries.
+            let key = unsafe { ev.assume_init_ref() }.u64;
             if key == BELL {
                 let mut count: u64 = 0;
                 // SAFETY: reads 8 bytes into a live u64 from a descriptor this struct owns; it
