@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -81,18 +81,7 @@ fn read_one(stream: &mut TcpStream) -> Response {
 
 /// Asserts nothing arrives on `stream` (no bytes, no close) for `QUIET`.
 fn assert_quiet(stream: &mut TcpStream, what: &str) {
-    stream.set_read_timeout(Some(QUIET)).unwrap();
-    let mut buf = [0u8; 256];
-    match stream.read(&mut buf) {
-        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
-        Ok(0) => panic!("{what}: the server closed the connection"),
-        Ok(n) => panic!(
-            "{what}: unexpectedly received {:?}",
-            String::from_utf8_lossy(&buf[..n])
-        ),
-        Err(e) => panic!("{what}: {e}"),
-    }
-    stream.set_read_timeout(Some(WAIT)).unwrap();
+    common::assert_quiet_for(stream, QUIET, what);
 }
 
 /// Asserts nothing listens on 127.0.0.1:`port`.

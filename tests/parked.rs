@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,12 @@ fn read_one(stream: &mut TcpStream) -> Response {
     read_response(stream, false).expect("a response before the connection closed")
 }
 
+/// Sends `request` and returns the text of the response.
+fn ask(stream: &mut TcpStream, request: impl AsRef<[u8]>) -> String {
+    stream.write_all(request.as_ref()).unwrap();
+    read_one(stream).text()
+}
+
 /// A keep-alive connection that has had one request answered (so it is parked now).
 fn parked_connection(port: u16) -> TcpStream {
     let mut s = connect(port);
@@ -41,22 +47,6 @@ fn parked_connection(port: u16) -> TcpStream {
     assert_eq!(first.status, 200, "{}", first.status_line);
     assert_eq!(first.header("connection"), Some("keep-alive"));
     s
-}
-
-/// Asserts nothing arrives on `stream` for `quiet` (no response, no close).
-fn assert_quiet_for(stream: &mut TcpStream, quiet: Duration, what: &str) {
-    stream.set_read_timeout(Some(quiet)).unwrap();
-    let mut buf = [0u8; 256];
-    match stream.read(&mut buf) {
-        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
-        Ok(0) => panic!("{what}: the server closed the connection"),
-        Ok(n) => panic!(
-            "{what}: unexpectedly received {:?}",
-            String::from_utf8_lossy(&buf[..n])
-        ),
-        Err(e) => panic!("{what}: {e}"),
-    }
-    stream.set_read_timeout(Some(WAIT)).unwrap();
 }
 
 /// The voluntary context switches of the one thread named `name` in process `pid`.
@@ -78,6 +68,23 @@ fn voluntary_switches(pid: u32, name: &str) -> Option<u64> {
     found
 }
 
+/// Asserts the thread named `name` woke fewer than `n / 10` times since it had made `before`
+/// voluntary context switches, while `n` requests or messages were served. qemu-user (the ARM
+/// suites) reports its own threads' switches, so the count is only checked natively.
+fn assert_slept_through(server: &Server, name: &str, before: Option<u64>, n: usize) {
+    if common::under_emulator(server.pid()) {
+        return;
+    }
+    let (Some(before), Some(after)) = (before, voluntary_switches(server.pid(), name)) else {
+        panic!("no thread named {name} found in /proc");
+    };
+    assert!(
+        after - before < (n / 10) as u64,
+        "{name} woke {} times for {n} requests or messages",
+        after - before
+    );
+}
+
 #[test]
 fn many_requests_on_one_connection_are_answered_in_order_while_its_thread_sleeps() {
     let server = echo_server(&[]);
@@ -85,24 +92,14 @@ fn many_requests_on_one_connection_are_answered_in_order_while_its_thread_sleeps
     let before = voluntary_switches(server.pid(), "ccserve-conn");
     const N: usize = 300;
     for i in 0..N {
-        s.write_all(get(&format!("/n/{i}")).as_bytes()).unwrap();
-        assert_eq!(read_one(&mut s).text(), format!("GET /n/{i}|"));
-    }
-    // The connection thread read the first request; the Lua thread read the others itself, so
-    // that thread slept through them instead of waking for each (the point of parking). qemu-user
-    // (the ARM suites) reports its own threads' switches, so the count is only checked natively.
-    if !common::under_emulator(server.pid()) {
-        let (Some(before), Some(after)) =
-            (before, voluntary_switches(server.pid(), "ccserve-conn"))
-        else {
-            panic!("no connection thread found in /proc");
-        };
-        assert!(
-            after - before < (N / 10) as u64,
-            "the connection thread woke {} times for {N} requests",
-            after - before
+        assert_eq!(
+            ask(&mut s, get(&format!("/n/{i}")).as_bytes()),
+            format!("GET /n/{i}|")
         );
     }
+    // The connection thread read the first request; the Lua thread read the others itself, so
+    // that thread slept through them instead of waking for each (the point of parking).
+    assert_slept_through(&server, "ccserve-conn", before, N);
 }
 
 #[test]
@@ -111,26 +108,24 @@ fn a_head_split_across_writes_is_read_whole() {
     let mut s = parked_connection(server.port);
     s.write_all(b"GET /split HTTP/1.1\r\nHo").unwrap();
     // No answer to half a head (and time for the server to read the half it has).
-    assert_quiet_for(&mut s, Duration::from_millis(200), "half a head");
-    s.write_all(b"st: 127.0.0.1\r\n\r\n").unwrap();
-    assert_eq!(read_one(&mut s).text(), "GET /split|");
+    common::assert_quiet_for(&mut s, Duration::from_millis(200), "half a head");
+    assert_eq!(ask(&mut s, b"st: 127.0.0.1\r\n\r\n"), "GET /split|");
     // The connection goes on, and parks again.
-    s.write_all(get("/after").as_bytes()).unwrap();
-    assert_eq!(read_one(&mut s).text(), "GET /after|");
+    assert_eq!(ask(&mut s, get("/after").as_bytes()), "GET /after|");
 }
 
 #[test]
 fn requests_with_bodies_are_read_by_the_connection_thread() {
     let server = echo_server(&[]);
     let mut s = parked_connection(server.port);
-    s.write_all(b"POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-        .unwrap();
-    assert_eq!(read_one(&mut s).text(), "POST /len|hello");
-    s.write_all(
-        b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    )
-    .unwrap();
-    assert_eq!(read_one(&mut s).text(), "POST /chunked|abc");
+    assert_eq!(
+        ask(
+            &mut s,
+            b"POST /len HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+        ),
+        "POST /len|hello"
+    );
+    assert_eq!(ask(&mut s, b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",), "POST /chunked|abc");
     // The body of a request with `Expect: 100-continue` follows the interim response.
     s.write_all(
         b"POST /expect HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
@@ -138,10 +133,8 @@ fn requests_with_bodies_are_read_by_the_connection_thread() {
     .unwrap();
     let interim = read_one(&mut s);
     assert_eq!(interim.status, 100, "{}", interim.status_line);
-    s.write_all(b"xyz").unwrap();
-    assert_eq!(read_one(&mut s).text(), "POST /expect|xyz");
-    s.write_all(get("/last").as_bytes()).unwrap();
-    assert_eq!(read_one(&mut s).text(), "GET /last|");
+    assert_eq!(ask(&mut s, b"xyz"), "POST /expect|xyz");
+    assert_eq!(ask(&mut s, get("/last").as_bytes()), "GET /last|");
 }
 
 #[test]
@@ -215,10 +208,16 @@ fn a_response_finished_later_by_the_script_reaches_the_client() {
     let server = Server::start(script, &["--response-timeout", "60"]);
     let mut s = connect(server.port);
     for round in 0..3 {
-        s.write_all(get("/now").as_bytes()).unwrap();
-        assert_eq!(read_one(&mut s).text(), "now /now", "round {round}");
-        s.write_all(get("/later").as_bytes()).unwrap();
-        assert_eq!(read_one(&mut s).text(), "later", "round {round}");
+        assert_eq!(
+            ask(&mut s, get("/now").as_bytes()),
+            "now /now",
+            "round {round}"
+        );
+        assert_eq!(
+            ask(&mut s, get("/later").as_bytes()),
+            "later",
+            "round {round}"
+        );
     }
 }
 
@@ -309,8 +308,7 @@ fn the_script_ending_while_connections_are_parked_exits_at_once() {
     let mut server = Server::start(script, &["--keep-alive-timeout", "600"]);
     let mut s = connect(server.port);
     for i in 1..=2 {
-        s.write_all(get("/").as_bytes()).unwrap();
-        assert_eq!(read_one(&mut s).text(), format!("n{i}"));
+        assert_eq!(ask(&mut s, get("/").as_bytes()), format!("n{i}"));
     }
     server.expect_line("DONE");
     let status = server.wait_exit(WAIT).expect("the process exits");
@@ -378,13 +376,15 @@ fn a_websocket_upgrade_after_plain_requests_takes_the_connection_over() {
         assert(server:loop())\n";
     let server = Server::start(source, &[]);
     let mut s = connect(server.port);
-    s.write_all(get("/plain").as_bytes()).unwrap();
-    assert_eq!(read_one(&mut s).text(), "/plain|");
-    s.write_all(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd")
-        .unwrap();
-    assert_eq!(read_one(&mut s).text(), "/body|abcd");
-    s.write_all(get("/again").as_bytes()).unwrap();
-    assert_eq!(read_one(&mut s).text(), "/again|");
+    assert_eq!(ask(&mut s, get("/plain").as_bytes()), "/plain|");
+    assert_eq!(
+        ask(
+            &mut s,
+            b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd"
+        ),
+        "/body|abcd"
+    );
+    assert_eq!(ask(&mut s, get("/again").as_bytes()), "/again|");
     // The same connection, parked, now asks for a protocol switch.
     use tungstenite::client::IntoClientRequest;
     let request = format!("ws://127.0.0.1:{}/ws", server.port)
@@ -413,8 +413,7 @@ fn many_clients_mixing_every_kind_of_request_get_every_answer() {
                 for i in 0..120 {
                     match i % 4 {
                         0 | 1 => {
-                            s.write_all(get(&format!("/{t}/{i}")).as_bytes()).unwrap();
-                            assert_eq!(read_one(&mut s).text(), format!("GET /{t}/{i}|"));
+                            assert_eq!(ask(&mut s, get(&format!("/{t}/{i}")).as_bytes()), format!("GET /{t}/{i}|"));
                         }
                         2 => {
                             let body = format!("b{t}.{i}");
@@ -422,13 +421,11 @@ fn many_clients_mixing_every_kind_of_request_get_every_answer() {
                                 "POST /{t}/{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
                                 body.len()
                             );
-                            s.write_all(req.as_bytes()).unwrap();
-                            assert_eq!(read_one(&mut s).text(), format!("POST /{t}/{i}|{body}"));
+                            assert_eq!(ask(&mut s, req.as_bytes()), format!("POST /{t}/{i}|{body}"));
                         }
                         _ => {
                             let two = format!("{}{}", get(&format!("/{t}/{i}a")), get(&format!("/{t}/{i}b")));
-                            s.write_all(two.as_bytes()).unwrap();
-                            assert_eq!(read_one(&mut s).text(), format!("GET /{t}/{i}a|"));
+                            assert_eq!(ask(&mut s, two.as_bytes()), format!("GET /{t}/{i}a|"));
                             assert_eq!(read_one(&mut s).text(), format!("GET /{t}/{i}b|"));
                         }
                     }
@@ -461,16 +458,14 @@ fn a_lua_http_script_reads_bodies_of_later_requests_on_a_connection() {
     let mut s = connect(server.port);
     for i in 0..20 {
         if i % 2 == 0 {
-            s.write_all(get("/").as_bytes()).unwrap();
-            assert_eq!(read_one(&mut s).text(), "GET ");
+            assert_eq!(ask(&mut s, get("/").as_bytes()), "GET ");
         } else {
             let body = "x".repeat(i * 100);
             let req = format!(
                 "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             );
-            s.write_all(req.as_bytes()).unwrap();
-            assert_eq!(read_one(&mut s).text(), format!("PUT {body}"));
+            assert_eq!(ask(&mut s, req.as_bytes()), format!("PUT {body}"));
         }
     }
     let tail = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -585,20 +580,8 @@ fn websocket_messages_are_echoed_in_order_while_the_reader_sleeps() {
         ws.send(&[RawWs::frame(first, &text)]);
         assert_eq!(ws.read(), (first, text), "message {i}");
     }
-    // The Lua thread read those messages itself: the reader slept through them (checked
-    // natively; qemu-user reports its own threads).
-    if !common::under_emulator(server.pid()) {
-        let (Some(before), Some(after)) =
-            (before, voluntary_switches(server.pid(), "ccserve-ws-read"))
-        else {
-            panic!("no WebSocket reader thread found in /proc");
-        };
-        assert!(
-            after - before < (N / 10) as u64,
-            "the reader woke {} times for {N} messages",
-            after - before
-        );
-    }
+    // The Lua thread read those messages itself: the reader slept through them.
+    assert_slept_through(&server, "ccserve-ws-read", before, N);
 }
 
 #[test]

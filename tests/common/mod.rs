@@ -559,3 +559,21 @@ pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
         Err(e) => panic!("reading: {e}; got {:?}", String::from_utf8_lossy(&got)),
     }
 }
+
+/// Asserts nothing arrives on `stream` for `quiet` (no bytes, no close).
+pub fn assert_quiet_for(stream: &mut TcpStream, quiet: Duration, what: &str) {
+    stream.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf) {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut => {}
+        Ok(0) => panic!("{what}: the server closed the connection"),
+        Ok(n) => panic!(
+            "{what}: unexpectedly received {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => panic!("{what}: {e}"),
+    }
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+}
