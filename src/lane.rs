@@ -233,6 +233,10 @@ impl Lane {
                             st.conn_waiting = false;
                             return st.in_flight.take().map(Resumed::Serve);
                         }
+                        // Answered whole, the lane is parked again and the keep-alive time
+                        // runs from the response: the Lua thread pokes, so that this thread
+                        // goes back to watching it.
+                        st.conn_waiting = true;
                         (false, left)
                     }
                     None => {

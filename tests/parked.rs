@@ -676,3 +676,33 @@ fn the_script_closing_a_parked_websocket_completes_the_closing_handshake() {
     assert!(closed_within(&mut ws.s, WAIT), "connection left open");
     server.line_starting("CLOSED", WAIT).expect("CLOSED line");
 }
+
+#[test]
+fn a_connection_idle_after_a_slow_request_read_by_the_lua_thread_still_closes_on_time() {
+    // The second request keeps the Lua thread (which read it) busy for 1.5 s before it answers
+    // whole: meanwhile the connection thread's keep-alive timer (1 s) fires and finds the
+    // request in the Lua thread's hands. Once the response is out, the connection is idle and
+    // must close 1 s later, not at the response timeout (60 s) the connection thread waited
+    // with while the request was in flight.
+    let server = Server::start(
+        &common::listen_script(
+            "if req.getURL() == '/slow' then\n\
+               local t = os.epoch('utc') while os.epoch('utc') - t < 1500 do end\n\
+             end\n\
+             res.write('done') res.close()",
+        ),
+        &["--keep-alive-timeout", "1", "--response-timeout", "60"],
+    );
+    let mut s = parked_connection(server.port);
+    assert_eq!(ask(&mut s, get("/slow")), "done");
+    let idle_since = Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(20)),
+        "idle connection left open"
+    );
+    let idle = idle_since.elapsed();
+    assert!(
+        idle < Duration::from_secs(15),
+        "closed after {idle:?} idle, with a keep-alive timeout of 1 s"
+    );
+}
