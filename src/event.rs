@@ -71,8 +71,10 @@ impl From<Vec<u8>> for EventValue {
 pub(crate) struct IncomingRequest {
     /// The event's name, chosen by the API that opened the listener.
     pub event: &'static str,
-    /// The listener's port, as the script named it.
+    /// The listener's port, as the script named it (0 for a UNIX socket).
     pub port: u16,
+    /// Which listener the request came through (unique in the process).
+    pub listener: u64,
     /// The client's address.
     pub peer: Option<SocketAddr>,
     /// The local address the client connected to.

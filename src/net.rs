@@ -51,15 +51,88 @@ pub fn accept_loop(
     listener: TcpListener,
     stopped: &AtomicBool,
     what: &str,
+    serve: impl FnMut(TcpStream),
+) {
+    accept_from(
+        || listener.accept().map(|(s, a)| (s, Some(a))),
+        stopped,
+        what,
+        serve,
+    );
+}
+
+/// [`accept_loop`] for a UNIX domain socket. Each connection is handed over as a `TcpStream`
+/// holding the accepted socket (see [`unix_as_tcp`]).
+#[cfg(unix)]
+pub fn accept_unix_loop(
+    listener: std::os::unix::net::UnixListener,
+    stopped: &AtomicBool,
+    what: &str,
+    serve: impl FnMut(TcpStream),
+) {
+    let accept = || listener.accept().map(|(s, _)| (unix_as_tcp(s), None));
+    accept_from(accept, stopped, what, serve);
+}
+
+/// A UNIX stream socket in the type the engine serves connections as. Everything the engine
+/// does with a connection's `TcpStream` is a plain socket call that a UNIX stream socket takes
+/// as well (read, write, shutdown, send and receive timeouts, `dup`, and our own `poll`,
+/// `recv` and `send` on its descriptor); the TCP-only ones (`TCP_NODELAY`, an IP peer address)
+/// fail, and the engine already treats their results as optional. The conversion itself is
+/// safe: it only moves the owned descriptor.
+#[cfg(unix)]
+pub fn unix_as_tcp(stream: std::os::unix::net::UnixStream) -> TcpStream {
+    TcpStream::from(std::os::fd::OwnedFd::from(stream))
+}
+
+/// Binds a UNIX domain stream socket at `path` and listens. With `unlink`, whatever is at the
+/// path is removed first (as a stale socket file would otherwise make binding fail); with
+/// `mode`, the socket file gets those permission bits once bound. Returns a handle on the
+/// socket (kept to wake the accept loop) and the listener.
+#[cfg(unix)]
+pub fn bind_unix(
+    path: &std::path::Path,
+    unlink: bool,
+    mode: Option<u32>,
+) -> io::Result<(Socket, std::os::unix::net::UnixListener)> {
+    use std::os::unix::fs::PermissionsExt;
+    if unlink {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    let socket = Socket::from(std::os::fd::OwnedFd::from(listener.try_clone()?));
+    Ok((socket, listener))
+}
+
+/// Makes a thread blocked in `accept` on the UNIX socket `socket`, bound at `path`, return
+/// (set the stop flag first): shuts the socket down, and connects to it in case that did not.
+#[cfg(unix)]
+pub fn wake_unix_accept(socket: &Socket, path: &std::path::Path) {
+    let _ = socket.shutdown(std::net::Shutdown::Both);
+    let _ = std::os::unix::net::UnixStream::connect(path);
+}
+
+fn accept_from(
+    mut accept: impl FnMut() -> io::Result<(TcpStream, Option<SocketAddr>)>,
+    stopped: &AtomicBool,
+    what: &str,
     mut serve: impl FnMut(TcpStream),
 ) {
     loop {
-        match listener.accept() {
+        match accept() {
             Ok((stream, peer)) => {
                 if stopped.load(Ordering::SeqCst) {
                     break;
                 }
-                log::debug!("{what}: connection from {peer}");
+                if let Some(peer) = peer {
+                    log::debug!("{what}: connection from {peer}");
+                }
                 serve(stream);
             }
             Err(e) => {

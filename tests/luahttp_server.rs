@@ -221,7 +221,8 @@ fn unsupported_and_invalid_options_raise_clear_errors() {
          local function onstream() end\n\
          try {{ host = \"127.0.0.1\", port = 0, tls = true, onstream = onstream }}\n\
          try {{ host = \"127.0.0.1\", port = 0, ctx = {{}}, onstream = onstream }}\n\
-         try {{ path = \"/tmp/ccserve-test.sock\", onstream = onstream }}\n\
+         try {{ path = 5, onstream = onstream }}\n\
+         try {{ path = \"/tmp/ccserve-test.sock\", mode = \"rwx\", onstream = onstream }}\n\
          try {{ host = \"127.0.0.1\", port = 0, version = 2, onstream = onstream }}\n\
          try {{ host = \"127.0.0.1\", port = 0 }}\n\
          try {{ port = 0, onstream = onstream }}\n\
@@ -241,7 +242,8 @@ fn unsupported_and_invalid_options_raise_clear_errors() {
     let expect = [
         "TLS is not supported",
         "TLS is not supported",
-        "UNIX domain sockets ('path') are not supported",
+        "'path' must be a string",
+        "'mode' must be octal permissions",
         "only HTTP/1.0 and HTTP/1.1",
         "missing 'onstream'",
         "need host or path",
@@ -286,7 +288,7 @@ fn version_pins_are_accepted_and_two_servers_run_in_one_script() {
     let (server, before) = spawn_listening(&src, &[], &[]);
     let second: u16 = before[0]["SECOND ".len()..].parse().unwrap();
     // A second server of the same script on the same port is refused (even with `reuseport`:
-    // ccserve tells a script's servers apart by port).
+    // one server per port in a script).
     assert!(
         before[1].starts_with("SAME nil Address already in use") && before[1].ends_with(" 98"),
         "{}",
@@ -1812,4 +1814,116 @@ fn a_handler_slower_than_the_response_timeout_still_answers() {
     let mut s = connect(server.port);
     s.write_all(get_ka("/stream").as_bytes()).unwrap();
     read_until(&mut s, b"3\r\ntwo\r\n0\r\n\r\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// UNIX domain sockets (`path`)
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh socket path under the test tmpdir.
+fn socket_path(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}.sock", std::process::id()))
+}
+
+/// A connection to the UNIX socket at `path`, in the type the response reader takes (a UNIX
+/// stream socket does everything it asks of one).
+fn unix_connect(path: &std::path::Path) -> TcpStream {
+    let s = std::os::unix::net::UnixStream::connect(path).expect("connect to the UNIX socket");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    TcpStream::from(std::os::fd::OwnedFd::from(s))
+}
+
+/// An echo server on the UNIX socket `path` (its `listen` options in `options`), printing its
+/// `localname` and, after trying the same path again without `unlink`, what that returned.
+fn unix_echo_script(path: &std::path::Path, options: &str) -> String {
+    format!(
+        "{PRELUDE}\n\
+         local server = assert(http_server.listen {{ path = {path:?}, {options}\n\
+           onstream = function(server, stream)\n\
+             local h = assert(stream:get_headers())\n\
+             local body = assert(stream:get_body_as_string())\n\
+             respond(stream, 200, h:get(\":method\") .. \" \" .. h:get(\":path\") .. \"|\" .. body)\n\
+             if h:get(\":path\") == \"/close\" then server:close() end\n\
+           end }})\n\
+         print(\"LOCAL \" .. table.concat({{ server:localname() }}, \" \"))\n\
+         print(\"AGAIN \" .. show(http_server.listen {{ path = {path:?}, onstream = print }}))\n\
+         print(\"LISTENING 0\")\n\
+         assert(server:loop())\n\
+         print(\"LOOP ENDED\")\n",
+        path = path.to_str().expect("a UTF-8 path"),
+    )
+}
+
+#[test]
+fn a_unix_socket_server_answers_on_its_path_with_its_mode() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let path = socket_path("mode");
+    // A stale file where the socket goes: `unlink = true` replaces it.
+    std::fs::write(&path, b"stale").unwrap();
+    let (server, before) = spawn_listening(
+        &unix_echo_script(&path, "unlink = true, mode = \"0600\","),
+        &[],
+        &[],
+    );
+    assert_eq!(before[0], format!("LOCAL 1 {}", path.display()));
+    // The same path again, without `unlink`: refused, as lua-http refuses it.
+    assert!(
+        before[1].starts_with("AGAIN nil Address already in use") && before[1].ends_with(" 98"),
+        "{}",
+        before[1]
+    );
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket(), "{:?}", meta.file_type());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    // curl over the socket.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--unix-socket"])
+        .arg(&path)
+        .args(["-d", "from curl", "http://localhost/curl"])
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "POST /curl|from curl");
+
+    // Several requests on one connection, bodies and keep-alive as over TCP.
+    let mut s = unix_connect(&path);
+    for i in 0..5 {
+        let req = if i % 2 == 0 {
+            format!("GET /k{i} HTTP/1.1\r\nHost: x\r\n\r\n")
+        } else {
+            format!("PUT /k{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nb{i}!")
+        };
+        s.write_all(req.as_bytes()).unwrap();
+        let resp = read_response(&mut s, false).expect("a response");
+        let want = if i % 2 == 0 {
+            format!("GET /k{i}|")
+        } else {
+            format!("PUT /k{i}|b{i}!")
+        };
+        assert_eq!(resp.text(), want);
+    }
+    drop(server);
+}
+
+#[test]
+fn closing_a_unix_socket_server_stops_it() {
+    let path = socket_path("close");
+    let (mut server, _) = spawn_listening(&unix_echo_script(&path, "unlink = true,"), &[], &[]);
+    let mut s = unix_connect(&path);
+    s.write_all(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_response(&mut s, false).expect("a response").text(),
+        "GET /close|"
+    );
+    server.expect_line("LOOP ENDED");
+    assert_eq!(server.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
+    let refused = std::os::unix::net::UnixStream::connect(&path).expect_err("nobody listens");
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused}");
 }

@@ -59,7 +59,7 @@ pub struct Context {
     /// Set by `os.shutdown`/`os.reboot`: the script's end (or error) is then a normal exit.
     pub halt: Rc<Cell<bool>>,
     /// lua-http servers' listeners, by port (`src/luahttp/`).
-    pub stream_listeners: Rc<RefCell<HashMap<u16, Listener>>>,
+    pub stream_listeners: Rc<RefCell<HashMap<u64, Listener>>>,
 }
 
 /// The installed APIs: what the event loop needs to build event values.

@@ -354,6 +354,7 @@ fn open(
     let request = IncomingRequest {
         event: shared.options.event,
         port: shared.port,
+        listener: shared.id,
         peer: peers.peer,
         local: peers.local,
         connection: peers.connection,

@@ -129,8 +129,10 @@ impl ListenerOptions {
 /// State shared by a listener's accept thread and its connection threads.
 #[derive(Debug)]
 pub struct ListenerShared {
-    /// The bound port (reported in `http_request`).
+    /// The bound port (reported in `http_request`); 0 for a UNIX socket.
     pub port: u16,
+    /// Unique in the process: which listener a request came through.
+    pub id: u64,
     /// Limits and timeouts.
     pub config: Arc<Config>,
     /// Where requests go.
@@ -178,8 +180,34 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 pub struct Listener {
     shared: Arc<ListenerShared>,
     socket: Socket,
+    /// The bound address; `0.0.0.0:0` for a UNIX socket.
     local_addr: SocketAddr,
+    /// The path of a UNIX socket.
+    path: Option<std::path::PathBuf>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// A new listener's state shared with its threads.
+fn new_shared(
+    port: u16,
+    options: ListenerOptions,
+    config: Arc<Config>,
+    events: EventSender,
+    tracker: Arc<ResponseTracker>,
+) -> Arc<ListenerShared> {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    Arc::new(ListenerShared {
+        port,
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        config,
+        events,
+        options,
+        stopped: Arc::new(AtomicBool::new(false)),
+        connections: Arc::new(Workers::default()),
+        tracker,
+        pending: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+    })
 }
 
 impl Listener {
@@ -193,17 +221,7 @@ impl Listener {
         tracker: Arc<ResponseTracker>,
     ) -> io::Result<Listener> {
         let (socket, listener, local_addr) = net::bind(addr, options.reuse_port, options.v6_only)?;
-        let shared = Arc::new(ListenerShared {
-            port: local_addr.port(),
-            config,
-            events,
-            options,
-            stopped: Arc::new(AtomicBool::new(false)),
-            connections: Arc::new(Workers::default()),
-            tracker,
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
-        });
+        let shared = new_shared(local_addr.port(), options, config, events, tracker);
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("ccserve-listen-{}", local_addr.port()))
@@ -219,8 +237,48 @@ impl Listener {
             shared,
             socket,
             local_addr,
+            path: None,
             thread: Some(thread),
         })
+    }
+
+    /// Binds a UNIX domain socket at `path` (see [`net::bind_unix`] for `unlink` and `mode`)
+    /// and starts accepting. Its requests report port 0.
+    #[cfg(unix)]
+    pub fn start_unix(
+        path: &std::path::Path,
+        unlink: bool,
+        mode: Option<u32>,
+        options: ListenerOptions,
+        config: Arc<Config>,
+        events: EventSender,
+        tracker: Arc<ResponseTracker>,
+    ) -> io::Result<Listener> {
+        let (socket, listener) = net::bind_unix(path, unlink, mode)?;
+        let shared = new_shared(0, options, config, events, tracker);
+        let thread_shared = shared.clone();
+        let what = format!("unix:{}", path.display());
+        let thread = std::thread::Builder::new()
+            .name("ccserve-listen-unix".into())
+            .stack_size(shared.config.thread_stack_size)
+            .spawn(move || {
+                net::accept_unix_loop(listener, &thread_shared.stopped, &what, |stream| {
+                    super::connection::spawn(stream, thread_shared.clone())
+                })
+            })?;
+        log::info!("listening on unix:{}", path.display());
+        Ok(Listener {
+            shared,
+            socket,
+            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            path: Some(path.to_path_buf()),
+            thread: Some(thread),
+        })
+    }
+
+    /// Unique in the process; the requests it accepts carry it.
+    pub fn id(&self) -> u64 {
+        self.shared.id
     }
 
     /// The bound port.
@@ -241,9 +299,13 @@ impl Listener {
             return;
         };
         self.shared.stopped.store(true, Ordering::SeqCst);
-        net::wake_accept(&self.socket, self.local_addr);
+        match &self.path {
+            #[cfg(unix)]
+            Some(path) => net::wake_unix_accept(&self.socket, path),
+            _ => net::wake_accept(&self.socket, self.local_addr),
+        }
         if thread.join().is_err() {
-            log::error!("accept thread of port {} panicked", self.local_addr.port());
+            log::error!("accept thread of port {} panicked", self.shared.port);
         }
         let pending: Vec<Arc<Exchange>> = self
             .shared
@@ -269,7 +331,10 @@ impl Listener {
 
 /// Removes the listener on `port` from `listeners` (an API's table of its listeners, by port)
 /// and stops it, outside the borrow: stopping waits for its connection threads.
-pub fn remove_listener(listeners: &std::cell::RefCell<HashMap<u16, Listener>>, port: u16) {
+pub fn remove_listener<K: std::hash::Hash + Eq>(
+    listeners: &std::cell::RefCell<HashMap<K, Listener>>,
+    port: K,
+) {
     let removed = listeners.borrow_mut().remove(&port);
     if let Some(mut listener) = removed {
         listener.stop();

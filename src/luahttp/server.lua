@@ -489,7 +489,8 @@ function server_mt:__tostring()
     return ("http.server{port=%s;n_connections=%d}"):format(tostring(self.port), self.n_running)
 end
 
-local servers = {} -- listener id (its port) -> server
+local servers = {} -- listener id -> server
+local by_port = {} -- TCP port -> the server listening on it (one per port in a script)
 
 
 local function default_onerror(server, context, op, err, errno) -- luacheck: ignore 212
@@ -606,6 +607,7 @@ local function check_options(tbl)
 end
 
 local function new_server(tbl, id, family, ip, port)
+    local name = { family, ip, port, n = port and 3 or 2 } -- AF_UNIX: family and path
     local server = setmetatable({
         cq = tbl.cq or cqueues.new(),
         onstream = tbl.onstream,
@@ -617,7 +619,7 @@ local function new_server(tbl, id, family, ip, port)
         id = id,
         listener = id,
         port = port,
-        name = { family, ip, port, n = 3 },
+        name = name,
         pending = {},
         arrived = cc.new(),
         paused = false,
@@ -625,6 +627,7 @@ local function new_server(tbl, id, family, ip, port)
         running = {}, -- stream -> the coroutine of its handler
     }, server_mt)
     servers[id] = server
+    if port then by_port[port] = server end
     server.cq:wrap(accept_loop, server)
     return server
 end
@@ -635,8 +638,23 @@ local http_server = {}
 function http_server.listen(tbl)
     check_options(tbl)
     if tbl.path ~= nil then
-        error("http.server: UNIX domain sockets ('path') are not supported by ccserve; " ..
-            "use host and port", 2)
+        if type(tbl.path) ~= "string" then error("'path' must be a string", 2) end
+        if tbl.unlink ~= nil and type(tbl.unlink) ~= "boolean" then
+            error("'unlink' must be a boolean", 2)
+        end
+        if tbl.mode ~= nil and type(tbl.mode) ~= "string" then
+            error("'mode' must be a string", 2)
+        end
+        local id, family, path = native.listen(nil, nil, {
+            path = tbl.path,
+            unlink = tbl.unlink,
+            mode = tbl.mode,
+            max_concurrent = tbl.max_concurrent,
+            connection_setup_timeout = tbl.connection_setup_timeout or tbl.client_timeout,
+            intra_stream_timeout = tbl.intra_stream_timeout,
+        })
+        if not id then return nil, family, path end
+        return new_server(tbl, id, family, path, nil)
     end
     if tbl.host == nil then error("need host or path", 2) end
     local port = tbl.port
@@ -647,7 +665,7 @@ function http_server.listen(tbl)
     if not port or port % 1 ~= 0 then error("'port' must be a whole number", 2) end
     local host = tbl.host
     if tbl.family == "AF_INET6" and host == "*" then host = "::" end
-    if port ~= 0 and servers[port] then
+    if port ~= 0 and by_port[port] and by_port[port].id then
         -- One listener per port in a script (even with `reuseport`): ccserve tells servers
         -- apart by port.
         return nil, ce.strerror(ce.EADDRINUSE) .. ": port " .. port ..
@@ -699,6 +717,7 @@ end
 function server_methods:close()
     if self.id then
         servers[self.id] = nil
+        if self.port and by_port[self.port] == self then by_port[self.port] = nil end
         self.id = nil
         self.arrived:signal()
         local me = coroutine.running()

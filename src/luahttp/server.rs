@@ -41,9 +41,9 @@ impl Stream {
 /// `STREAM_EVENT, server id, stream userdata, exchange id`.
 pub fn event_values(lua: &Lua, request: IncomingRequest) -> mlua::Result<MultiValue> {
     request.guard.exchange().mark_delivered();
-    let server = u64::from(request.port);
+    // A server is known by its listener's id (see `listen`).
+    let server = request.listener;
     let id = request.guard.exchange().id();
-    // The listener's id travels in the port field's place: see `listen` (ids are ports here).
     let ud = lua.create_any_userdata(Stream { request })?;
     Ok(MultiValue::from_vec(vec![
         Value::String(lua.create_string(STREAM_EVENT)?),
@@ -51,6 +51,47 @@ pub fn event_values(lua: &Lua, request: IncomingRequest) -> mlua::Result<MultiVa
         Value::UserData(ud),
         args::int_value(id as i64),
     ]))
+}
+
+/// `nil, message, errno` for an address that could not be bound.
+fn bind_failure(lua: &Lua, e: &std::io::Error, what: &str) -> NResult<MultiValue> {
+    let msg = format!("{}: {what}", crate::craftos::http::bind_reason(e));
+    Ok(values(vec![
+        Value::Nil,
+        Value::String(lua.create_string(msg)?),
+        Value::Integer(e.raw_os_error().unwrap_or(0) as mlua::Integer),
+    ]))
+}
+
+/// cqueues' `AF_UNIX`.
+const AF_UNIX: i64 = 1;
+
+/// A UNIX socket's `mode` as cqueues takes it: octal digits (`"0660"`, `"660"`) or the nine
+/// permission characters `ls` shows (`"rw-rw----"`).
+fn parse_mode(mode: &str) -> NResult<u32> {
+    let bad = || {
+        Fail::Script(format!(
+            "'mode' must be octal permissions (\"0660\") or like \"rw-rw----\", got {mode:?}"
+        ))
+    };
+    if !mode.is_empty() && mode.len() <= 4 && mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return u32::from_str_radix(mode, 8).map_err(|_| bad());
+    }
+    let chars = mode.as_bytes();
+    if chars.len() != 9 {
+        return Err(bad());
+    }
+    let mut bits = 0;
+    for (i, &c) in chars.iter().enumerate() {
+        let want = b"rwx"[i % 3];
+        bits <<= 1;
+        if c == want {
+            bits |= 1;
+        } else if c != b'-' {
+            return Err(bad());
+        }
+    }
+    Ok(bits)
 }
 
 /// The address family number cqueues reports (`AF_INET` 2, `AF_INET6` 10).
@@ -119,32 +160,14 @@ fn opt_seconds(opts: &Table, name: &str) -> NResult<Option<Duration>> {
 pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()> {
     let c = ctx.clone();
     let open = ctx.stream_listeners.clone();
-    // listen(host, port, options) -> server id, family, ip, port | nil, message
+    // listen(host, port, options) -> server id, family, ip, port | nil, message, errno
+    // listen(nil, nil, options with `path`) -> server id, AF_UNIX, path | nil, message, errno
     native_tbl.set(
         "listen",
         native(lua, move |lua, args| {
-            let host = args::bytes(lua, args, 1)?;
-            let port = args::integer(lua, args, 2)?;
-            let Ok(port) = u16::try_from(port) else {
-                return Err(Fail::Script(format!("port {port} out of range (0-65535)")));
-            };
             let opts = match args.get(2) {
                 Some(Value::Table(t)) => t.clone(),
                 _ => lua.create_table()?,
-            };
-            let host = String::from_utf8_lossy(&host).into_owned();
-            let ip: IpAddr = match host.as_str() {
-                "*" | "" => c.config.bind,
-                "localhost" => IpAddr::from([127, 0, 0, 1]),
-                h => h
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse()
-                    .map_err(|_| {
-                        Fail::Script(format!(
-                        "host '{host}' is not an IP address (ccserve binds addresses, not names)"
-                    ))
-                    })?,
             };
             let mut config = (*c.config).clone();
             if let Some(n) = opts.get::<Option<f64>>("max_concurrent")? {
@@ -165,6 +188,51 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 v6_only: opt_bool(&opts, "v6only")?,
                 report_closed: true,
             };
+            if let Some(path) = opts.get::<Option<String>>("path")? {
+                let unlink = opt_bool(&opts, "unlink")?.unwrap_or(false);
+                let mode = match opts.get::<Option<String>>("mode")? {
+                    Some(m) => Some(parse_mode(&m)?),
+                    None => None,
+                };
+                let listener = match Listener::start_unix(
+                    std::path::Path::new(&path),
+                    unlink,
+                    mode,
+                    options,
+                    Arc::new(config),
+                    c.sender.clone(),
+                    c.tracker.clone(),
+                ) {
+                    Ok(l) => l,
+                    Err(e) => return bind_failure(lua, &e, &path),
+                };
+                let id = listener.id();
+                open.borrow_mut().insert(id, listener);
+                return Ok(values(vec![
+                    args::int_value(id as i64),
+                    args::int_value(AF_UNIX),
+                    Value::String(lua.create_string(&path)?),
+                ]));
+            }
+            let host = args::bytes(lua, args, 1)?;
+            let port = args::integer(lua, args, 2)?;
+            let Ok(port) = u16::try_from(port) else {
+                return Err(Fail::Script(format!("port {port} out of range (0-65535)")));
+            };
+            let host = String::from_utf8_lossy(&host).into_owned();
+            let ip: IpAddr = match host.as_str() {
+                "*" | "" => c.config.bind,
+                "localhost" => IpAddr::from([127, 0, 0, 1]),
+                h => h
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse()
+                    .map_err(|_| {
+                        Fail::Script(format!(
+                        "host '{host}' is not an IP address (ccserve binds addresses, not names)"
+                    ))
+                    })?,
+            };
             let addr = SocketAddr::new(ip, port);
             let listener = match Listener::start(
                 addr,
@@ -174,21 +242,13 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 c.tracker.clone(),
             ) {
                 Ok(l) => l,
-                Err(e) => {
-                    let msg = format!("{}: {addr}", crate::craftos::http::bind_reason(&e));
-                    return Ok(values(vec![
-                        Value::Nil,
-                        Value::String(lua.create_string(msg)?),
-                        Value::Integer(e.raw_os_error().unwrap_or(0) as mlua::Integer),
-                    ]));
-                }
+                Err(e) => return bind_failure(lua, &e, &addr.to_string()),
             };
-            // Requests carry the listener's port; a server is keyed by it.
+            // Requests carry the listener's id; a server is known by it.
             let local = listener.local_addr();
-            if let Some(mut old) = open.borrow_mut().insert(local.port(), listener) {
-                old.stop(); // a port shared with SO_REUSEPORT by an earlier server
-            }
-            let mut out = vec![args::int_value(i64::from(local.port()))];
+            let id = listener.id();
+            open.borrow_mut().insert(id, listener);
+            let mut out = vec![args::int_value(id as i64)];
             out.extend(name_values(lua, Some(local))?);
             Ok(values(out))
         })?,
@@ -199,8 +259,8 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         "close",
         native(lua, move |lua, args| {
             let id = args::integer(lua, args, 1)?;
-            if let Ok(port) = u16::try_from(id) {
-                remove_listener(&open, port);
+            if let Ok(id) = u64::try_from(id) {
+                remove_listener(&open, id);
             }
             Ok(nothing())
         })?,
