@@ -312,6 +312,8 @@ end
 local TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
 -- Header names already checked against TOKEN (a script uses the same few over and over).
 local valid_names = {}
+-- `:status` values already checked, with their codes (there are at most 900).
+local status_codes = {}
 
 -- Sends the response head. `headers` must have `:status`; `end_stream` ends the response with
 -- it. A `content-length` fixes the body's length (it must then match); without one the body
@@ -319,14 +321,18 @@ local valid_names = {}
 function stream_methods:write_headers(headers, end_stream, timeout)
     assert(headers ~= nil, "bad argument #1 to 'write_headers' (headers expected)")
     local status = headers:get(":status")
-    if type(status) ~= "string" or not status:match("^%d%d%d$") then
-        error("write_headers: ':status' must be a three-digit code", 2)
+    local code = status_codes[status]
+    if not code then
+        if type(status) ~= "string" or not status:match("^%d%d%d$") then
+            error("write_headers: ':status' must be a three-digit code", 2)
+        end
+        code = tonumber(status)
+        status_codes[status] = code
     end
     if self.ended or self.state == "closed" or self.state == "half closed (local)" then
         return fail("EPIPE")
     end
     if self.head_written then error("write_headers: the headers were already written", 2) end
-    local code = tonumber(status)
     if code > 101 and code < 200 then
         error("write_headers: ccserve sends no interim responses but 100 and 101", 2)
     end
@@ -351,7 +357,7 @@ function stream_methods:write_headers(headers, end_stream, timeout)
                 end
                 valid_names[name] = true
             end
-            if value:find("\r", 1, true) or value:find("\n", 1, true) or value:find("\0", 1, true) then
+            if value:find("[\r\n\0]") then
                 error(("write_headers: invalid value for header %q: it contains CR, LF or NUL")
                     :format(name), 2)
             end
