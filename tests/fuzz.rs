@@ -113,7 +113,8 @@ fn send_case(port: u16, bytes: &[u8], parked: bool) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
     if parked {
-        s.write_all(b"GET /warm HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /warm HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let warm = common::read_response(&mut s, false).expect("the warm-up response");
         assert_eq!(warm.status, 200, "{}", warm.status_line);
     }
