@@ -6,9 +6,11 @@
 //! `eventfd`. When the script finishes a small response whole, the Lua thread puts it on the
 //! socket with one non-blocking `send` (see [`Direct::send`]); if the socket takes it all (the
 //! common case: a few hundred bytes into an empty socket buffer), nobody is woken, and the
-//! connection thread next wakes when the client sends its next request. Only what the socket did
-//! not take, and every other kind of work (streamed parts, body reads, an abandoned response),
-//! pokes the eventfd and goes through the connection thread as before.
+//! connection thread next wakes when the client sends its next request, or, when the request
+//! came through a parked connection ([`crate::lane`]), not at all: the Lua thread reads that one
+//! too. Only what the socket did not take, and every other kind of work (streamed parts, body
+//! reads, an abandoned response), pokes the eventfd and goes through the connection thread as
+//! before.
 //!
 //! Linux only (`eventfd`, `poll`); elsewhere [`Waker::new`] returns `None` and every response
 //! goes through the connection thread.
