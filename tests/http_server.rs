@@ -223,13 +223,7 @@ fn pipelined_responses_larger_than_a_small_receive_window_arrive_whole() {
         ),
         &["--response-timeout", "60", "--keep-alive-timeout", "60"],
     );
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(2048).unwrap();
-    socket
-        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.port)).into())
-        .unwrap();
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut s = common::connect_with_small_window(server.port, 2048);
     const N: usize = 24;
     let batch: String = (0..N)
         .map(|i| keep_alive_get(&format!("/big/{i}")))

@@ -234,13 +234,7 @@ fn large_responses_to_parked_requests_arrive_whole_through_a_small_window() {
         ),
         &[],
     );
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket
-        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.port)).into())
-        .unwrap();
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut s = common::connect_with_small_window(server.port, 4096);
     for n in [10usize, 3000, 60_000, 65_536, 70_000, 1_000_000, 20] {
         s.write_all(get(&format!("/{n}")).as_bytes()).unwrap();
         let resp = read_one(&mut s);

@@ -141,13 +141,7 @@ end
 "#,
         &[],
     );
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(2048).unwrap();
-    socket
-        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], server.port)).into())
-        .unwrap();
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let stream = common::connect_with_small_window(server.port, 2048);
     let (mut ws, _) =
         tungstenite::client::client(format!("ws://127.0.0.1:{}/", server.port), stream)
             .expect("handshake");

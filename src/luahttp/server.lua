@@ -643,6 +643,12 @@ local http_server = {}
 -- Binds `host`:`port` and returns a server; nil, message, errno if the address cannot be bound.
 function http_server.listen(tbl)
     check_options(tbl)
+    -- What every listener takes; the address goes in below.
+    local opts = {
+        max_concurrent = tbl.max_concurrent,
+        connection_setup_timeout = tbl.connection_setup_timeout or tbl.client_timeout,
+        intra_stream_timeout = tbl.intra_stream_timeout,
+    }
     if tbl.path ~= nil then
         if type(tbl.path) ~= "string" then error("'path' must be a string", 2) end
         if tbl.unlink ~= nil and type(tbl.unlink) ~= "boolean" then
@@ -651,14 +657,8 @@ function http_server.listen(tbl)
         if tbl.mode ~= nil and type(tbl.mode) ~= "string" then
             error("'mode' must be a string", 2)
         end
-        local id, family, path = native.listen(nil, nil, {
-            path = tbl.path,
-            unlink = tbl.unlink,
-            mode = tbl.mode,
-            max_concurrent = tbl.max_concurrent,
-            connection_setup_timeout = tbl.connection_setup_timeout or tbl.client_timeout,
-            intra_stream_timeout = tbl.intra_stream_timeout,
-        })
+        opts.path, opts.unlink, opts.mode = tbl.path, tbl.unlink, tbl.mode
+        local id, family, path = native.listen(nil, nil, opts)
         if not id then return nil, family, path end
         return new_server(tbl, id, family, path, nil)
     end
@@ -672,18 +672,13 @@ function http_server.listen(tbl)
     local host = tbl.host
     if tbl.family == "AF_INET6" and host == "*" then host = "::" end
     if port ~= 0 and by_port[port] and by_port[port].id then
-        -- One listener per port in a script (even with `reuseport`): ccserve tells servers
-        -- apart by port.
+        -- One listener per port in a script, even with `reuseport` (which shares a port
+        -- between processes).
         return nil, ce.strerror(ce.EADDRINUSE) .. ": port " .. port ..
             " is served by another http.server of this script", ce.EADDRINUSE
     end
-    local id, family, ip, bound = native.listen(host, port, {
-        reuseport = tbl.reuseport,
-        v6only = tbl.v6only,
-        max_concurrent = tbl.max_concurrent,
-        connection_setup_timeout = tbl.connection_setup_timeout or tbl.client_timeout,
-        intra_stream_timeout = tbl.intra_stream_timeout,
-    })
+    opts.reuseport, opts.v6only = tbl.reuseport, tbl.v6only
+    local id, family, ip, bound = native.listen(host, port, opts)
     if not id then return nil, family, ip end
     return new_server(tbl, id, family, ip, bound)
 end

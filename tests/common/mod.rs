@@ -316,6 +316,19 @@ pub fn connect(port: u16) -> TcpStream {
     s
 }
 
+/// A connection to 127.0.0.1:`port` whose receive buffer is asked to be `bytes` before it
+/// connects (so the server's writes fill it quickly), with the usual read timeout.
+pub fn connect_with_small_window(port: u16, bytes: usize) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(bytes).unwrap();
+    socket
+        .connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
+}
+
 /// A response as read off the wire.
 #[derive(Debug, Clone)]
 pub struct Response {
