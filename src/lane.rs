@@ -362,27 +362,25 @@ impl Parked for Lane {
             return true;
         };
         let exchange = &opened.exchange;
+        // The common case first, with one look at the exchange: answered whole.
+        if let Some(at) = exchange.take_sent_whole() {
+            let opened = st.in_flight.take();
+            drop(st);
+            if let (Some(opened), Side::Http { shared, .. }) = (opened, &self.side) {
+                opened.finish_sent(shared);
+            }
+            self.repark(Some(at));
+            return true;
+        }
         if !exchange.is_delivered() && !exchange.is_closed() {
             // Handed out but not taken (yet): look again next time.
             return false;
         }
-        match exchange.take_sent_whole() {
-            Some(at) => {
-                let opened = st.in_flight.take();
-                drop(st);
-                if let (Some(opened), Side::Http { shared, .. }) = (opened, &self.side) {
-                    opened.finish_sent(shared);
-                }
-                self.repark(Some(at));
-            }
-            None => {
-                // The connection thread finishes the exchange (it claims it when poked).
-                st.owner = Owner::Conn;
-                st.conn_waiting = false;
-                drop(st);
-                self.waker.poke();
-            }
-        }
+        // The connection thread finishes the exchange (it claims it when poked).
+        st.owner = Owner::Conn;
+        st.conn_waiting = false;
+        drop(st);
+        self.waker.poke();
         true
     }
 }
