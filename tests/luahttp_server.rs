@@ -1843,6 +1843,7 @@ fn unix_echo_script(path: &std::path::Path, options: &str) -> String {
            onstream = function(server, stream)\n\
              local h = assert(stream:get_headers())\n\
              local body = assert(stream:get_body_as_string())\n\
+             print(\"PEER \" .. table.concat({{ stream:peername() }}, \" \"))\n\
              respond(stream, 200, h:get(\":method\") .. \" \" .. h:get(\":path\") .. \"|\" .. body)\n\
              if h:get(\":path\") == \"/close\" then server:close() end\n\
            end }})\n\
@@ -1890,6 +1891,11 @@ fn a_unix_socket_server_answers_on_its_path_with_its_mode() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "POST /curl|from curl");
+    // A UNIX client has no address ccserve reports: AF_UNSPEC, as README says.
+    assert_eq!(
+        server.line_starting("PEER", WAIT).as_deref(),
+        Some("PEER 0")
+    );
 
     // Several requests on one connection, bodies and keep-alive as over TCP.
     let mut s = unix_connect(&path);
@@ -1922,7 +1928,9 @@ fn closing_a_unix_socket_server_stops_it() {
         read_response(&mut s, false).expect("a response").text(),
         "GET /close|"
     );
-    server.expect_line("LOOP ENDED");
+    server
+        .line_starting("LOOP ENDED", WAIT)
+        .expect("the loop ends");
     assert_eq!(server.wait_exit(WAIT).and_then(|s| s.code()), Some(0));
     let refused = std::os::unix::net::UnixStream::connect(&path).expect_err("nobody listens");
     assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "{refused}");
