@@ -590,3 +590,18 @@ pub fn assert_quiet_for(stream: &mut TcpStream, quiet: Duration, what: &str) {
     }
     stream.set_read_timeout(Some(WAIT)).unwrap();
 }
+
+/// Asserts the server closes `stream`, idle from now, after at least `at_least` and well before
+/// `below` (a keep-alive timeout at work, not some later one).
+pub fn assert_closed_when_idle(stream: &mut TcpStream, at_least: Duration, below: Duration) {
+    let idle_since = Instant::now();
+    assert!(
+        closed_within(stream, below.max(WAIT)),
+        "idle connection left open"
+    );
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= at_least && idle < below,
+        "closed after {idle:?} idle, expected between {at_least:?} and {below:?}"
+    );
+}
