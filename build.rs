@@ -10,7 +10,7 @@ use std::path::Path;
 fn main() {
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     println!("cargo:rerun-if-changed=build/lua_min.rs");
-    for dir in ["craftos", "luahttp"] {
+    for dir in ["craftos", "luahttp", "nodemcu"] {
         let src = Path::new("src").join(dir);
         println!("cargo:rerun-if-changed={}", src.display());
         let dest = Path::new(&out_dir).join("lua").join(dir);

@@ -75,6 +75,11 @@ pub struct Config {
     pub client_timeout: Duration,
     /// Largest response body `http.request` accepts. Default 16 MiB.
     pub client_max_download: usize,
+    /// Run the script as a NodeMCU program (`src/nodemcu/`): the firmware modules (`node`, `tmr`,
+    /// `file`, `sjson`, `wifi`, `gpio`, `adc`) are globals, `require "httpserver"` works, and
+    /// after the main chunk returns its callbacks go on running while a server or timer is live.
+    /// Default `false` (the CraftOS environment, unchanged).
+    pub nodemcu: bool,
 }
 
 impl Default for Config {
@@ -105,6 +110,7 @@ impl Default for Config {
             computer_label: None,
             client_timeout: Duration::from_secs(30),
             client_max_download: 16 * 1024 * 1024,
+            nodemcu: false,
         }
     }
 }

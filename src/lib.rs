@@ -43,6 +43,7 @@ mod http;
 mod lane;
 mod luahttp;
 mod net;
+mod nodemcu;
 mod poller;
 mod runtime;
 mod sched;
@@ -101,7 +102,7 @@ mod lua_min_tests {
     #[test]
     fn every_embedded_source_keeps_its_lines_and_loads() {
         let lua = mlua::Lua::new();
-        for dir in ["src/craftos", "src/luahttp"] {
+        for dir in ["src/craftos", "src/luahttp", "src/nodemcu"] {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
                 if path.extension().is_none_or(|e| e != "lua") {

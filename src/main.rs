@@ -43,6 +43,9 @@ Options:
                                      closed with 1009 (default 16777216)
       --ws-max-clients N             clients per WebSocket server, more are closed with 1013
                                      (default 1024)
+      --nodemcu                      run a NodeMCU program: firmware modules (node, tmr, file,
+                                     sjson, wifi, gpio, adc) as globals, require \"httpserver\",
+                                     callbacks kept running after the main chunk returns
       --no-batch-threads             run socket threads under the default Linux scheduling policy
                                      instead of SCHED_BATCH (see README, Performance)
   -v, --verbose                      log more (-v info, -vv debug, -vvv trace); RUST_LOG
@@ -124,6 +127,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
             }
             "--label" => config.computer_label = Some(value(&flag)?),
             "--no-batch-threads" => config.batch_io_threads = false,
+            "--nodemcu" => config.nodemcu = true,
             "--ws-max-message" => {
                 let v = value(&flag)?;
                 config.ws_max_message = v
@@ -252,6 +256,28 @@ fn raise_open_files_limit() {
 #[cfg(not(target_os = "linux"))]
 fn raise_open_files_limit() {}
 
+/// NodeMCU's `node.restart()`: the program has ended, its listeners are closed; start it again
+/// as it was started, in this process (so a supervisor sees one service, and the port is free).
+#[cfg(unix)]
+fn restart_program() -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    eprintln!("ccserve: node.restart(): starting the program again");
+    let err = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    };
+    eprintln!("ccserve: node.restart(): cannot start the program again: {err}");
+    ExitCode::FAILURE
+}
+
+#[cfg(not(unix))]
+fn restart_program() -> ExitCode {
+    eprintln!("ccserve: node.restart(): the program ended; restarting needs a Unix system");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     raise_open_files_limit();
@@ -301,7 +327,10 @@ fn main() -> ExitCode {
     }
 
     let result = runtime.run_file(&cli.script, &cli.args);
+    let restart = runtime.restart_requested();
+    drop(runtime);
     match result {
+        Ok(()) if restart => restart_program(),
         Ok(()) => ExitCode::SUCCESS,
         Err(ccserve::Error::Terminated) => {
             eprintln!("Terminated");

@@ -40,6 +40,8 @@ pub struct Runtime {
     ctx: Context,
     api: Api,
     traceback: Function,
+    /// NodeMCU's callback dispatcher, driven once the main chunk has returned (`src/nodemcu/`).
+    after_main: Option<Function>,
     ran: bool,
     /// When the last idle-time collection ran (`None`: never).
     last_gc: Option<Instant>,
@@ -77,9 +79,11 @@ impl Runtime {
             files: crate::craftos::fs::Files::default(),
             halt: Rc::new(Cell::new(false)),
             stream_listeners: Rc::new(RefCell::new(HashMap::new())),
+            restart: Rc::new(Cell::new(false)),
         };
         let api = craftos::install(&lua, &ctx)?;
-        crate::luahttp::install(&lua, &ctx, &api)?;
+        let stream = crate::luahttp::install(&lua, &ctx, &api)?;
+        let after_main = crate::nodemcu::install(&lua, &ctx, &api, &stream)?;
         let traceback: Function = lua
             .globals()
             .get::<mlua::Table>("debug")?
@@ -89,6 +93,7 @@ impl Runtime {
             ctx,
             api,
             traceback,
+            after_main,
             ran: false,
             last_gc: None,
             ran_since_gc: false,
@@ -206,9 +211,24 @@ impl Runtime {
         }
         self.lua.globals().set("arg", arg)?;
         let co = self.lua.create_thread(func)?;
-        let result = self.drive(&co, lua_args);
+        let mut result = self.drive(&co, lua_args);
+        // A NodeMCU program's callbacks outlive its main chunk: the dispatcher runs them until no
+        // server or timer is left.
+        if let (Ok(()), Some(dispatch)) = (&result, self.after_main.take()) {
+            if !self.ctx.halt.get() {
+                let co = self.lua.create_thread(dispatch)?;
+                result = self.drive(&co, MultiValue::new());
+            }
+        }
         self.shutdown();
         result
+    }
+
+    /// Whether the script asked to be started again (NodeMCU's `node.restart()`): it has ended
+    /// as for `os.shutdown`, and the `ccserve` command runs it anew. An embedder may do the same
+    /// or not.
+    pub fn restart_requested(&self) -> bool {
+        self.ctx.restart.get()
     }
 
     /// Resumes the main coroutine with each event its filter accepts, until it ends.
@@ -294,6 +314,10 @@ impl Runtime {
         if message == "Terminated" {
             return Error::Terminated;
         }
+        let message = match crate::nodemcu::explain(&message, self.ctx.config.nodemcu) {
+            Some(hint) => format!("{message} {hint}"),
+            None => message,
+        };
         Error::Script { message, traceback }
     }
 

@@ -58,8 +58,11 @@ pub struct Context {
     pub files: fs::Files,
     /// Set by `os.shutdown`/`os.reboot`: the script's end (or error) is then a normal exit.
     pub halt: Rc<Cell<bool>>,
-    /// lua-http servers' listeners, by port (`src/luahttp/`).
+    /// The listeners whose requests are streams (lua-http's and NodeMCU's servers), by listener
+    /// id.
     pub stream_listeners: Rc<RefCell<HashMap<u64, Listener>>>,
+    /// Set by NodeMCU's `node.restart` (with `halt`): the program is to be started again.
+    pub restart: Rc<Cell<bool>>,
 }
 
 /// The installed APIs: what the event loop needs to build event values.

@@ -27,8 +27,10 @@ const MODULES: &[(&str, &str)] = &[
     ("http.request", embedded_lua!("luahttp/request.lua")),
 ];
 
-/// Registers every module in `package.preload`, with the natives they need.
-pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<()> {
+/// Registers every module in `package.preload`, with the natives they need. Returns those
+/// natives: the stream methods (`read`, `respond`, `data`, `room`, ...) serve NodeMCU's
+/// `httpserver` too.
+pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<Table> {
     let native = lua.create_table()?;
     server::install(lua, &native, ctx)?;
     websocket::install(lua, &native)?;
@@ -58,5 +60,5 @@ pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<()> {
         ))?;
         preload.set(*name, loader)?;
     }
-    Ok(())
+    Ok(native)
 }

@@ -32,21 +32,28 @@ pub struct Stream {
 }
 
 impl Stream {
-    fn exchange(&self) -> &Exchange {
+    /// The request as it arrived (method, target, headers, addresses).
+    pub(crate) fn request(&self) -> &IncomingRequest {
+        &self.request
+    }
+
+    /// The exchange the request and its response travel on.
+    pub(crate) fn exchange(&self) -> &Exchange {
         self.request.guard.exchange()
     }
 }
 
-/// Builds the event values for a request to a lua-http listener:
-/// `STREAM_EVENT, server id, stream userdata, exchange id`.
+/// Builds the event values for a request to a listener whose requests are streams (lua-http's,
+/// and NodeMCU's `httpserver`): `event name, server id, stream userdata, exchange id`.
 pub fn event_values(lua: &Lua, request: IncomingRequest) -> mlua::Result<MultiValue> {
     request.guard.exchange().mark_delivered();
+    let request_event = request.event;
     // A server is known by its listener's id (see `listen`).
     let server = request.listener;
     let id = request.guard.exchange().id();
     let ud = lua.create_any_userdata(Stream { request })?;
     Ok(MultiValue::from_vec(vec![
-        Value::String(lua.create_string(STREAM_EVENT)?),
+        Value::String(lua.create_string(request_event)?),
         args::int_value(server as i64),
         Value::UserData(ud),
         args::int_value(id as i64),
@@ -116,7 +123,10 @@ fn name_values(lua: &Lua, addr: Option<SocketAddr>) -> NResult<Vec<Value>> {
 }
 
 /// Runs `f` on the stream userdata given first.
-fn with_stream<R>(args: &[Value], f: impl FnOnce(&mut Stream) -> NResult<R>) -> NResult<R> {
+pub(crate) fn with_stream<R>(
+    args: &[Value],
+    f: impl FnOnce(&mut Stream) -> NResult<R>,
+) -> NResult<R> {
     match args.first() {
         Some(Value::UserData(ud)) => f(&mut *ud.borrow_mut::<Stream>()?),
         _ => Err(Fail::Script(

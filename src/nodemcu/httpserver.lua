@@ -1,0 +1,285 @@
+-- NodeMCU's `httpserver` module (`require("httpserver")`) on ccserve's HTTP/1.1 engine.
+--
+-- The engine parses each request (any method, HTTP/1.0 and 1.1, chunked bodies decoded,
+-- pipelining, keep-alive, `100 Continue`); this file turns it into NodeMCU's callbacks:
+-- `handler(req, res)` once the head has arrived, then `req:onheader(name, value)` for each field
+-- (names in lower case), then `req:ondata(chunk)` for each piece of the body and one final
+-- `req:ondata(nil)`. The handler may set or change `onheader`/`ondata` at any time; each call
+-- looks them up as it is made.
+--
+-- A response is gathered while a callback runs and goes out when it returns (the firmware also
+-- sends only after the callback): a response finished within one callback leaves whole, with a
+-- Content-Length, in one write; one sent over several callbacks (a timer streaming it) goes out
+-- chunked, piece by piece. The status line carries the real reason phrase.
+local native, support, loop, stream = ...
+local expect = support.expect
+
+local read, respond, push_data, room = stream.read, stream.respond, stream.data, stream.room
+local concat, tostring, type = table.concat, tostring, type
+
+local httpserver = {}
+
+local servers = {}  -- listener id -> server
+local by_port = {}  -- port -> server (createServer on a port in use replaces its server)
+local readers = {}  -- exchange id -> response state whose body read waits for the stream
+local writers = {}  -- exchange id -> response state whose output waits for room
+local dirty, n_dirty = {}, 0 -- response states with output to push after the callback
+
+-- Responses -----------------------------------------------------------------------------------
+
+-- Pushes what `st` has gathered. Output waits, in order, while the client is slow to read.
+local function flush(st)
+    if st.gone or writers[st.id] then return end
+    local out = st.out
+    local data = (#out == 1 and out[1]) or concat(out)
+    if #out > 0 then st.out = {} end
+    local ok, errno
+    if not st.head_sent then
+        if not st.started and not st.finished then return end
+        st.head_sent = true
+        ok, errno = respond(st.ud, st.status or 200, st.headers, st.finished and #data or nil,
+            data, st.finished)
+    elseif data ~= "" or st.finished then
+        ok, errno = push_data(st.ud, data, st.finished)
+    else
+        return
+    end
+    if ok == nil then
+        -- Accepted, and the buffer is full: the next push waits until the client reads.
+        if not st.finished and room(st.ud) == nil then writers[st.id] = st end
+    elseif ok == false then
+        st.gone = true -- the client went away (errno EPIPE): later output is dropped
+    end
+end
+
+-- After every callback: push the output the callback produced.
+loop.after_callback(function()
+    if n_dirty == 0 then return end
+    for i = 1, n_dirty do
+        local st = dirty[i]
+        dirty[i] = nil
+        st.dirty = false
+        flush(st)
+    end
+    n_dirty = 0
+end)
+
+local function mark(st)
+    if not st.dirty then
+        st.dirty = true
+        n_dirty = n_dirty + 1
+        dirty[n_dirty] = st
+    end
+end
+
+local function check_status(code, index)
+    if code == nil then return nil end
+    expect(index, code, "number")
+    if code ~= math.floor(code) or code < 100 or code > 999 or code == 101 then
+        error(("bad argument #%d (HTTP status code expected, got %s)"):format(index,
+            tostring(code)), 3)
+    end
+    return code
+end
+
+local function check_data(data, index)
+    local t = type(data)
+    if t == "number" then return tostring(data) end
+    if t ~= "string" and t ~= "nil" then
+        error(("bad argument #%d (string expected, got %s)"):format(index, t), 3)
+    end
+    return data
+end
+
+-- res:send(data, code): the first code given is the status (default 200); data starts the body,
+-- after which headers can no longer be added (`res.send_header` becomes nil).
+local function send(res, st, data, code)
+    code = check_status(code, 3)
+    data = check_data(data, 2)
+    if st.finished then return end
+    st.status = st.status or code
+    if data then
+        if not st.started then
+            st.started = true
+            res.send_header = nil
+        end
+        if data ~= "" then st.out[#st.out + 1] = data end
+        mark(st)
+    end
+end
+
+local function send_header(st, name, value)
+    expect(2, name, "string")
+    if type(value) == "number" then value = tostring(value) end
+    expect(3, value, "string")
+    if st.started then error("send_header: the body has started; headers go before it", 3) end
+    local h = st.headers
+    h[#h + 1] = name
+    h[#h + 1] = value
+end
+
+-- res:finish([data[, code]]) (also called as res.finish(...), as scripts do): the response ends.
+local function finish(res, st, data, code)
+    code = check_status(code, 3)
+    data = check_data(data, 2)
+    if st.finished then return end
+    st.status = st.status or code
+    if data and data ~= "" then st.out[#st.out + 1] = data end
+    if data and not st.started then
+        st.started = true
+        res.send_header = nil
+    end
+    st.finished = true
+    mark(st)
+end
+
+local function new_response(ud, id)
+    local st = { ud = ud, id = id, headers = {}, out = {} }
+    local res = {}
+    -- Each accepts the method call (res:send(...)) and the plain one (res.send(...)).
+    res.send = function(a, ...)
+        if a == res then return send(res, st, ...) end
+        return send(res, st, a, ...)
+    end
+    res.send_header = function(a, ...)
+        if a == res then return send_header(st, ...) end
+        return send_header(st, a, ...)
+    end
+    res.finish = function(a, ...)
+        if a == res then return finish(res, st, ...) end
+        return finish(res, st, a, ...)
+    end
+    return res, st
+end
+
+-- Requests ------------------------------------------------------------------------------------
+
+local BODY_FAILURE = { E2BIG = 413, ETIMEDOUT = 408, EILSEQ = 400 }
+
+local function call_ondata(req, chunk)
+    local f = req.ondata
+    if f then loop.call(f, req, chunk) end
+end
+
+-- Feeds the body to `req.ondata` as it arrives, then `ondata(nil)`.
+local function pump(st)
+    local req, ud = st.req, st.ud
+    while true do
+        local got, errno = read(ud, 64 * 1024)
+        if got == nil then
+            readers[st.id] = st -- more when the stream is ready
+            return
+        elseif got == true then
+            st.req = nil
+            return call_ondata(req, nil)
+        elseif got == false then
+            -- The body failed (too large, too slow, malformed, client gone): answered with the
+            -- matching status unless a response already started, which is cut.
+            st.req, st.finished, st.gone = nil, true, true
+            native.abandon(ud, BODY_FAILURE[errno] or 400)
+            return
+        end
+        call_ondata(req, got)
+    end
+end
+
+loop.on(stream.stream_ready, function(id)
+    local st = readers[id]
+    if st then
+        readers[id] = nil
+        pump(st)
+    end
+    st = writers[id]
+    if st then
+        writers[id] = nil
+        flush(st)
+    end
+end)
+
+local conn_methods = {}
+local conn_mt = { __index = conn_methods, __name = "net.socket" }
+function conn_methods:getpeer() return self.ip, self.port end
+local function refuse(name)
+    conn_methods[name] = function()
+        error(("req.conn:%s: httpserver owns this connection; use res:send/res:finish"):format(
+            name), 2)
+    end
+end
+refuse("on")
+refuse("send")
+loop.not_provided(conn_methods, "req.conn")
+
+local function serve(server, ud, id)
+    local method, url, has_body, fields, ip, port = native.request(ud)
+    local req = { method = method, url = url, conn = setmetatable({ ip = ip, port = port }, conn_mt) }
+    local res, st = new_response(ud, id)
+    if not loop.call(server.handler, req, res) and not st.started then
+        -- The handler failed before it answered: `500` now rather than a client left waiting.
+        st.finished = true
+        native.abandon(ud, 500)
+        return
+    end
+    for i = 1, #fields, 2 do
+        local f = req.onheader
+        if f then loop.call(f, req, fields[i], fields[i + 1]) end
+    end
+    if has_body then
+        st.req = req
+        pump(st)
+    else
+        call_ondata(req, nil)
+    end
+end
+
+loop.on(native.request_event, function(server_id, ud, id)
+    local server = servers[server_id]
+    if server then
+        serve(server, ud, id)
+    else
+        stream.shutdown(ud) -- closed meanwhile: 503
+    end
+end)
+
+-- Servers -------------------------------------------------------------------------------------
+
+local server_methods = {}
+local server_mt = { __index = server_methods, __name = "net.server" }
+function server_mt:__tostring() return ("net.server{port=%d}"):format(self.port) end
+
+-- Stops listening; requests already received are still answered.
+function server_methods:close()
+    if not self.id then return end
+    servers[self.id] = nil
+    if by_port[self.port] == self then by_port[self.port] = nil end
+    native.close(self.id)
+    self.id = nil
+    loop.release()
+end
+
+-- `port, ip` the server listens on (as net.server:getaddr).
+function server_methods:getaddr()
+    return self.port, self.ip
+end
+loop.not_provided(server_methods, "net.server")
+
+-- createServer(port, handler): listens on `port` (0: one the system chooses, see getaddr) on
+-- ccserve's `--bind` address. A server created on a port this program already serves replaces
+-- it, as the module's one-server rule does on the board; other ports can be served side by
+-- side.
+function httpserver.createServer(port, handler)
+    if type(port) == "string" and tonumber(port) then port = tonumber(port) end
+    expect(1, port, "number")
+    expect(2, handler, "function")
+    local old = by_port[port]
+    if old then old:close() end
+    local id, bound = native.listen(port)
+    if not id then error(("createServer: cannot listen on port %d: %s"):format(port, bound), 2) end
+    local server = setmetatable({ id = id, port = bound, ip = native.bind_ip, handler = handler },
+        server_mt)
+    servers[id] = server
+    by_port[bound] = server
+    loop.hold()
+    return server
+end
+
+return loop.not_provided(httpserver, "httpserver")
