@@ -53,7 +53,7 @@ local function flush(st)
 end
 
 -- After every callback: push the output the callback produced.
-loop.after_callback(function()
+local function flush_dirty()
     if n_dirty == 0 then return end
     for i = 1, n_dirty do
         local st = dirty[i]
@@ -62,7 +62,8 @@ loop.after_callback(function()
         flush(st)
     end
     n_dirty = 0
-end)
+end
+loop.after_callback(flush_dirty)
 
 local function mark(st)
     if not st.dirty then
@@ -72,30 +73,35 @@ local function mark(st)
     end
 end
 
-local function check_status(code, index)
+-- Argument errors name the method and point at the script's call (level 4: the check, the
+-- method, the script; the wrappers in `new_response` are tail calls and leave no frame).
+local function bad(index, name, expected, got, level)
+    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(index, name, expected, got),
+        level or 4)
+end
+
+-- Arguments are counted without `self`, as the documentation lists them (data, code).
+local function check_status(code, index, name)
     if code == nil then return nil end
-    expect(index, code, "number")
+    if type(code) ~= "number" then bad(index, name, "number", type(code)) end
     if code ~= math.floor(code) or code < 100 or code > 999 or code == 101 then
-        error(("bad argument #%d (HTTP status code expected, got %s)"):format(index,
-            tostring(code)), 3)
+        bad(index, name, "HTTP status code", tostring(code))
     end
     return code
 end
 
-local function check_data(data, index)
+local function check_data(data, index, name)
     local t = type(data)
     if t == "number" then return tostring(data) end
-    if t ~= "string" and t ~= "nil" then
-        error(("bad argument #%d (string expected, got %s)"):format(index, t), 3)
-    end
+    if t ~= "string" and t ~= "nil" then bad(index, name, "string", t) end
     return data
 end
 
 -- res:send(data, code): the first code given is the status (default 200); data starts the body,
 -- after which headers can no longer be added (`res.send_header` becomes nil).
 local function send(res, st, data, code)
-    code = check_status(code, 3)
-    data = check_data(data, 2)
+    code = check_status(code, 2, "send")
+    data = check_data(data, 1, "send")
     if st.finished then return end
     st.status = st.status or code
     if data then
@@ -109,10 +115,10 @@ local function send(res, st, data, code)
 end
 
 local function send_header(st, name, value)
-    expect(2, name, "string")
+    if type(name) ~= "string" then bad(1, "send_header", "string", type(name), 3) end
     if type(value) == "number" then value = tostring(value) end
-    expect(3, value, "string")
-    if st.started then error("send_header: the body has started; headers go before it", 3) end
+    if type(value) ~= "string" then bad(2, "send_header", "string", type(value), 3) end
+    if st.started then error("send_header: the body has started; headers go before it", 2) end
     local h = st.headers
     h[#h + 1] = name
     h[#h + 1] = value
@@ -120,8 +126,8 @@ end
 
 -- res:finish([data[, code]]) (also called as res.finish(...), as scripts do): the response ends.
 local function finish(res, st, data, code)
-    code = check_status(code, 3)
-    data = check_data(data, 2)
+    code = check_status(code, 2, "finish")
+    data = check_data(data, 1, "finish")
     if st.finished then return end
     st.status = st.status or code
     if data and data ~= "" then st.out[#st.out + 1] = data end
@@ -246,9 +252,11 @@ local server_methods = {}
 local server_mt = { __index = server_methods, __name = "net.server" }
 function server_mt:__tostring() return ("net.server{port=%d}"):format(self.port) end
 
--- Stops listening; requests already received are still answered.
+-- Stops listening. Responses finished by now go out first (a handler may close its server
+-- after answering); ones still open are cut, as the listener's connections end.
 function server_methods:close()
     if not self.id then return end
+    flush_dirty()
     servers[self.id] = nil
     if by_port[self.port] == self then by_port[self.port] = nil end
     native.close(self.id)

@@ -27,7 +27,10 @@ end
 function node.compile(name)
     expect(1, name, "string")
     local f, err = loadfile(name)
-    if not f then error(err, 2) end
+    if not f then
+        if not tostring(err):find(name, 1, true) then err = name .. ": " .. tostring(err) end
+        error("node.compile: " .. err, 2)
+    end
 end
 
 -- Replaces the report of errors raised in callbacks (printed on stderr by default) with
