@@ -8,7 +8,8 @@
 #
 # For each binary it runs `examples/hello.lua` (or the hello world named by CCSERVE_BENCH_SCRIPT,
 # e.g. examples/luahttp_hello.lua; it must answer `Hello, world!\n` on the port given as its first
-# argument) under callgrind twice, once serving nothing and
+# argument; CCSERVE_BENCH_FLAGS adds options before it, e.g. `--nodemcu` for
+# examples/nodemcu_hello.lua) under callgrind twice, once serving nothing and
 # once serving N keep-alive GETs on one connection (CCSERVE_BENCH_REQUESTS, default 2000), and
 # prints (instructions with N - instructions with none) / N. Needs valgrind and python3
 # (apt-get install valgrind). Exact to about ±1 %: lock and channel hand-offs spin a little
@@ -19,6 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v valgrind >/dev/null || { echo "error: valgrind is needed: apt-get install valgrind" >&2; exit 1; }
 requests=${CCSERVE_BENCH_REQUESTS:-2000}
 script=${CCSERVE_BENCH_SCRIPT:-examples/hello.lua}
+read -r -a flags <<< "${CCSERVE_BENCH_FLAGS:-}"
 bins=("$@")
 if [ ${#bins[@]} -eq 0 ]; then
     [ -x target/release/ccserve ] || cargo build --release --bin ccserve >&2
@@ -56,7 +58,7 @@ count_run() {
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     out="$work/cg.$count.$RANDOM"
     valgrind --tool=callgrind --callgrind-out-file="$out" -q \
-        "$bin" --bind 127.0.0.1 "$script" "$port" >/dev/null 2>"$work/stderr" &
+        "$bin" --bind 127.0.0.1 ${flags[@]+"${flags[@]}"} "$script" "$port" >/dev/null 2>"$work/stderr" &
     pid=$!
     client "$port" 1 # one warm-up request: first-use costs are not the request path's
     client "$port" "$count" >/dev/null

@@ -301,3 +301,53 @@ fn luahttp_ws_echo_example_echoes_and_refuses_plain_requests() {
     let r = request(ex.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 426);
 }
+
+#[test]
+fn nodemcu_hello_example_says_hello() {
+    let ex = start_with("nodemcu_hello.lua", &["--nodemcu"]);
+    let r = request(ex.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(r.text(), "Hello, world!\n");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+}
+
+#[test]
+fn nodemcu_fan_example_serves_state_and_keeps_its_threshold() {
+    let root = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fan-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let root_arg = root.to_string_lossy().into_owned();
+    let ex = start_with("nodemcu_fan.lua", &["--nodemcu", "--root", &root_arg]);
+    let page = request(ex.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(page.header("content-type"), Some("text/html"));
+    assert!(page.text().contains("Set threshold"));
+    let state = request(ex.port, "GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n").text();
+    assert!(state.contains("\"threshold\":28"), "{state}");
+    assert!(state.contains("\"fan\":false"), "{state}");
+    let body = r#"{"threshold": -5}"#;
+    let set = request(
+        ex.port,
+        &format!(
+            "POST /api/threshold HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(set.status, 200);
+    // 0 °C is above -5 °C: the fan is on now, and the threshold is in the file.
+    assert!(set.text().contains("\"fan\":true"), "{}", set.text());
+    let saved = std::fs::read_to_string(root.join("fan.json")).unwrap();
+    assert!(saved.contains("\"threshold\":-5"), "{saved}");
+    let bad = request(
+        ex.port,
+        "POST /api/threshold HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{x}",
+    );
+    assert_eq!(bad.status, 400);
+    drop(ex);
+    // Started again, it reads its threshold back.
+    let ex = start_with("nodemcu_fan.lua", &["--nodemcu", "--root", &root_arg]);
+    let state = request(ex.port, "GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n").text();
+    assert!(state.contains("\"threshold\":-5"), "{state}");
+    let missing = request(ex.port, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(missing.status_line, "HTTP/1.1 404 Not Found");
+}

@@ -284,6 +284,7 @@ fn bad_arguments_raise_errors_naming_them() {
         elseif what == "data" then ok, err = pcall(res.send, res, {}, 200)
         elseif what == "header" then ok, err = pcall(res.send_header, res, "X-A", {})
         elseif what == "conn" then ok, err = pcall(function() req.conn:send("x") end)
+        elseif what == "dot" then ok, err = pcall(function() res.send("x") end)
         end
         res:finish(tostring(err))
         "#,
@@ -303,6 +304,10 @@ fn bad_arguments_raise_errors_naming_them() {
         "bad argument #2 to 'send_header' (string expected, got table)"
     );
     assert!(get(server.port, "/conn").text().contains("req.conn:send"));
+    // send is a method, as upstream's (it uses `self`); only finish is also a plain function.
+    assert!(get(server.port, "/dot")
+        .text()
+        .ends_with(".lua:9: send: call it as res:send(...)"));
 }
 
 #[test]

@@ -81,12 +81,19 @@ impl Ccserve {
     /// As [`Ccserve::start`], with `args` passed to the script after the port:
     /// `ccserve --bind 127.0.0.1 <script> <port> <args...>`.
     pub fn start_with_args(script: &str, args: &[&str]) -> Ccserve {
+        Ccserve::start_with_flags(&[], script, args)
+    }
+
+    /// As [`Ccserve::start_with_args`], with `flags` passed to ccserve before the script:
+    /// `ccserve --bind 127.0.0.1 <flags...> <script> <port> <args...>` (e.g. `--nodemcu`).
+    pub fn start_with_flags(flags: &[&str], script: &str, args: &[&str]) -> Ccserve {
         let port = free_port();
         let script_path = repo_root().join(script);
         let bin = ccserve_bin();
         let child = Command::new(&bin)
             .arg("--bind")
             .arg("127.0.0.1")
+            .args(flags)
             .arg(&script_path)
             .arg(port.to_string())
             .args(args)

@@ -97,9 +97,19 @@ local function check_data(data, index, name)
     return data
 end
 
+-- A response's state is kept under this key of its `res` table.
+local ST = {}
+
+local function state_of(res, name)
+    local st = type(res) == "table" and res[ST]
+    if not st then error(("%s: call it as res:%s(...)"):format(name, name), 3) end
+    return st
+end
+
 -- res:send(data, code): the first code given is the status (default 200); data starts the body,
 -- after which headers can no longer be added (`res.send_header` becomes nil).
-local function send(res, st, data, code)
+local function send(res, data, code)
+    local st = state_of(res, "send")
     code = check_status(code, 2, "send")
     data = check_data(data, 1, "send")
     if st.finished then return end
@@ -114,7 +124,8 @@ local function send(res, st, data, code)
     end
 end
 
-local function send_header(st, name, value)
+local function send_header(res, name, value)
+    local st = state_of(res, "send_header")
     if type(name) ~= "string" then bad(1, "send_header", "string", type(name), 3) end
     if type(value) == "number" then value = tostring(value) end
     if type(value) ~= "string" then bad(2, "send_header", "string", type(value), 3) end
@@ -124,7 +135,7 @@ local function send_header(st, name, value)
     h[#h + 1] = value
 end
 
--- res:finish([data[, code]]) (also called as res.finish(...), as scripts do): the response ends.
+-- res:finish([data[, code]]): the response ends.
 local function finish(res, st, data, code)
     code = check_status(code, 2, "finish")
     data = check_data(data, 1, "finish")
@@ -139,18 +150,11 @@ local function finish(res, st, data, code)
     mark(st)
 end
 
+-- `send` and `send_header` are methods, as upstream's (they use `self`); `finish` is also called
+-- as `res.finish(...)` by real scripts, so each response has its own, taking both forms.
 local function new_response(ud, id)
     local st = { ud = ud, id = id, headers = {}, out = {} }
-    local res = {}
-    -- Each accepts the method call (res:send(...)) and the plain one (res.send(...)).
-    res.send = function(a, ...)
-        if a == res then return send(res, st, ...) end
-        return send(res, st, a, ...)
-    end
-    res.send_header = function(a, ...)
-        if a == res then return send_header(st, ...) end
-        return send_header(st, a, ...)
-    end
+    local res = { send = send, send_header = send_header, [ST] = st }
     res.finish = function(a, ...)
         if a == res then return finish(res, st, ...) end
         return finish(res, st, a, ...)
@@ -204,7 +208,8 @@ end)
 
 local conn_methods = {}
 local conn_mt = { __index = conn_methods, __name = "net.socket" }
-function conn_methods:getpeer() return self.ip, self.port end
+-- The client's `ip, port`.
+function conn_methods:getpeer() return native.peer(self.ud) end
 local function refuse(name)
     conn_methods[name] = function()
         error(("req.conn:%s: httpserver owns this connection; use res:send/res:finish"):format(
@@ -216,8 +221,8 @@ refuse("send")
 loop.not_provided(conn_methods, "req.conn")
 
 local function serve(server, ud, id)
-    local method, url, has_body, fields, ip, port = native.request(ud)
-    local req = { method = method, url = url, conn = setmetatable({ ip = ip, port = port }, conn_mt) }
+    local method, url, has_body = native.request(ud)
+    local req = { method = method, url = url, conn = setmetatable({ ud = ud }, conn_mt) }
     local res, st = new_response(ud, id)
     if not loop.call(server.handler, req, res) and not st.started then
         -- The handler failed before it answered: `500` now rather than a client left waiting.
@@ -225,9 +230,12 @@ local function serve(server, ud, id)
         native.abandon(ud, 500)
         return
     end
-    for i = 1, #fields, 2 do
-        local f = req.onheader
-        if f then loop.call(f, req, fields[i], fields[i + 1]) end
+    if req.onheader then
+        local fields = native.headers(ud)
+        for i = 1, #fields, 2 do
+            local f = req.onheader
+            if f then loop.call(f, req, fields[i], fields[i + 1]) end
+        end
     end
     if has_body then
         st.req = req

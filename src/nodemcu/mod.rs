@@ -239,40 +239,54 @@ fn install_natives(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result
         })?,
     )?;
 
-    // request(stream) -> method, target, has body, {name, value, ...}, peer ip, peer port:
-    // header names in lower case, in the order they came.
+    // request(stream) -> method, target, has body
     native_tbl.set(
         "request",
         native(lua, |lua, args| {
             with_stream(args, |s: &mut Stream| {
                 let r = s.request();
-                let fields = lua.create_table_with_capacity(2 * r.headers.len(), 0)?;
-                let mut has_body = false;
-                for (i, (name, value)) in r.headers.iter().enumerate() {
-                    let lower = name.to_ascii_lowercase();
-                    match lower.as_str() {
-                        "transfer-encoding" => has_body = true,
-                        "content-length" => has_body |= value.trim_ascii() != b"0",
-                        _ => {}
-                    }
-                    fields.raw_set(2 * i + 1, lower)?;
-                    fields.raw_set(2 * i + 2, lua.create_string(value)?)?;
-                }
-                let (ip, port) = match r.peer {
-                    Some(a) => (
-                        Value::String(lua.create_string(a.ip().to_string())?),
-                        Value::Integer(mlua::Integer::from(a.port())),
-                    ),
-                    None => (Value::Nil, Value::Nil),
-                };
+                let has_body = r.headers.iter().any(|(name, value)| {
+                    name.eq_ignore_ascii_case("transfer-encoding")
+                        || (name.eq_ignore_ascii_case("content-length")
+                            && value.trim_ascii() != b"0")
+                });
                 Ok(values(vec![
                     Value::String(lua.create_string(&r.method)?),
                     Value::String(lua.create_string(&r.target)?),
                     Value::Boolean(has_body),
-                    Value::Table(fields),
-                    ip,
-                    port,
                 ]))
+            })
+        })?,
+    )?;
+
+    // headers(stream) -> {name, value, ...}: names in lower case, in the order they came.
+    native_tbl.set(
+        "headers",
+        native(lua, |lua, args| {
+            with_stream(args, |s: &mut Stream| {
+                let r = s.request();
+                let fields = lua.create_table_with_capacity(2 * r.headers.len(), 0)?;
+                for (i, (name, value)) in r.headers.iter().enumerate() {
+                    fields.raw_set(2 * i + 1, name.to_ascii_lowercase())?;
+                    fields.raw_set(2 * i + 2, lua.create_string(value)?)?;
+                }
+                Ok(values(vec![Value::Table(fields)]))
+            })
+        })?,
+    )?;
+
+    // peer(stream) -> ip, port of the client (nil for none)
+    native_tbl.set(
+        "peer",
+        native(lua, |lua, args| {
+            with_stream(args, |s: &mut Stream| {
+                Ok(match s.request().peer {
+                    Some(a) => values(vec![
+                        Value::String(lua.create_string(a.ip().to_string())?),
+                        Value::Integer(mlua::Integer::from(a.port())),
+                    ]),
+                    None => nothing(),
+                })
             })
         })?,
     )?;

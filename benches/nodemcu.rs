@@ -1,0 +1,190 @@
+//! ccserve's NodeMCU API (`--nodemcu`, `require "httpserver"`, `src/nodemcu/`) against its own
+//! CraftOS API, in one invocation.
+//!
+//! - **HTTP hello world**, driven by `wrk --latency` at `-t1 -c1`, `-t2 -c32` and `-t2 -c256`
+//!   (keep-alive), two servers: ccserve running `examples/nodemcu_hello.lua` with `--nodemcu`
+//!   (the NodeMCU API: `httpserver.createServer`) and ccserve running `examples/hello.lua` (the
+//!   CraftOS API: `http.listen`, the reference). Both are checked to answer `GET /` with 200 and
+//!   `Hello, world!\n` first. For each connection count and each round the two run one after the
+//!   other, the order alternating every round. Reported: median req/s and every round's, median
+//!   p50 / p99, socket errors and non-2xx responses (summed over rounds), the peak thread count of
+//!   the server during each run (sampled every 20 ms), and the server's CPU time per request:
+//!   user + system time of the whole server process (`utime` + `stime` of `/proc/PID/stat`, all
+//!   threads) over the wrk run, divided by the requests wrk completed; then the ratios NodeMCU
+//!   API / CraftOS API for req/s and CPU per request.
+//!
+//! Either server exiting, or wrk failing, fails the bench.
+//!
+//! Run: `cargo bench --bench nodemcu` (or `bash bench/run.sh` for all benches). Needs `wrk`.
+//! Knobs: `CCSERVE_BENCH_SECONDS` (wrk `-d`, default 5), `CCSERVE_BENCH_ROUNDS` (default 3),
+//! `CCSERVE_BENCH_BIN`. Results: stdout and `target/bench-results/nodemcu.md`.
+
+mod common;
+
+use common::wrk::{run_wrk, WrkResult};
+use common::{median_duration, median_of, per_round, ratio, thousands, Ccserve};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+const CONNECTIONS: [u32; 3] = [1, 32, 256];
+
+/// The servers compared: table label, script, ccserve flags. The first is the one under test,
+/// the second the reference of the ratios.
+const SERVERS: [(&str, &str, &[&str]); 2] = [
+    (
+        "ccserve, NodeMCU API (`--nodemcu nodemcu_hello.lua`)",
+        "examples/nodemcu_hello.lua",
+        &["--nodemcu"],
+    ),
+    (
+        "ccserve, CraftOS API (`hello.lua`)",
+        "examples/hello.lua",
+        &[],
+    ),
+];
+
+/// One wrk run and the server's CPU time over it.
+struct Sample {
+    wrk: WrkResult,
+    cpu_per_request: Duration,
+}
+
+/// Runs wrk against `server`, measuring its CPU time over the run; panics if it has exited.
+fn sample(server: &mut Ccserve, connections: u32, seconds: u64) -> Sample {
+    let pid = server.pid();
+    let before = common::cpu_seconds(pid);
+    let wrk = run_wrk(
+        server.port,
+        connections,
+        seconds,
+        &format!("/proc/{pid}/status"),
+    );
+    let cpu = common::cpu_seconds(pid) - before;
+    if let Some(why) = server.exited() {
+        panic!("{why} during the c={connections} run");
+    }
+    Sample {
+        cpu_per_request: Duration::from_secs_f64(cpu / wrk.requests.max(1) as f64),
+        wrk,
+    }
+}
+
+/// Starts ccserve on `script` with `flags` and checks one `GET /` (`Connection: close`) answers
+/// 200 with the hello body.
+fn start(script: &str, flags: &[&str]) -> Ccserve {
+    let server = Ccserve::start_with_flags(flags, script, &[]);
+    let response = common::http_get_close(server.port);
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.contains("Hello, world!\n"),
+        "ccserve {} {script}: unexpected response to GET /: {response:?}",
+        flags.join(" ")
+    );
+    server
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+fn main() {
+    common::wrk::require();
+    let seconds = common::env_knob("CCSERVE_BENCH_SECONDS", 5);
+    let rounds = common::rounds();
+    let machine = common::machine();
+
+    let mut servers = SERVERS.map(|(_, script, flags)| start(script, flags));
+    // results[server][connection count]: one sample per round.
+    let mut results: [Vec<Vec<Sample>>; 2] =
+        std::array::from_fn(|_| CONNECTIONS.iter().map(|_| Vec::new()).collect());
+    for (c, &connections) in CONNECTIONS.iter().enumerate() {
+        for round in 0..rounds {
+            for i in 0..2 {
+                let k = (round + i) % 2;
+                let s = sample(&mut servers[k], connections, seconds);
+                eprintln!(
+                    "c={connections} round {}/{rounds} {}: {:>9} req/s, p50 {} ms, p99 {} ms, CPU {} µs/req, peak threads {}, non-2xx {}",
+                    round + 1,
+                    SERVERS[k].0,
+                    thousands(s.wrk.requests_per_sec),
+                    ms(s.wrk.p50),
+                    ms(s.wrk.p99),
+                    us(s.cpu_per_request),
+                    s.wrk.peak_threads,
+                    s.wrk.non_2xx,
+                );
+                results[k][c].push(s);
+            }
+        }
+    }
+    drop(servers);
+    let load_end = common::load_average();
+
+    // ---- report ----
+    let mut md = String::new();
+    let _ = writeln!(md, "### NodeMCU API vs CraftOS API (ccserve)\n");
+    let _ = writeln!(
+        md,
+        "Machine: {machine}; load average at end {load_end}. {}. The servers and wrk share the \
+         machine's cores.\n",
+        common::binary()
+    );
+    let _ = writeln!(
+        md,
+        "#### HTTP hello world\n\n`wrk --latency -t1 -c1` / `-t2 -c32` / `-t2 -c256`, {seconds} s \
+         per run, {rounds} rounds (each round runs the two servers one after the other, \
+         alternating which goes first); medians over rounds. CPU = the server process's user + \
+         system time over the run (`/proc/PID/stat`, all threads) / requests completed.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| connections | server | req/s | req/s per round | p50 / p99 ms | server CPU µs / request | peak threads (per round) | socket errors | non-2xx |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for (c, &connections) in CONNECTIONS.iter().enumerate() {
+        for (k, (label, _, _)) in SERVERS.iter().enumerate() {
+            let v = &results[k][c];
+            let mut errors = [0u64; 4];
+            for s in v {
+                for (e, x) in errors.iter_mut().zip(s.wrk.socket_errors) {
+                    *e += x;
+                }
+            }
+            let errors = match errors {
+                [0, 0, 0, 0] => "0".to_string(),
+                [c, r, w, t] => format!("c{c} r{r} w{w} t{t}"),
+            };
+            let _ = writeln!(
+                md,
+                "| {connections} | {label} | {} | {} | {} / {} | {} | {} | {errors} | {} |",
+                thousands(median_of(v, |s| s.wrk.requests_per_sec)),
+                per_round(v, |s| thousands(s.wrk.requests_per_sec)),
+                ms(median_duration(v, |s| s.wrk.p50)),
+                ms(median_duration(v, |s| s.wrk.p99)),
+                us(median_duration(v, |s| s.cpu_per_request)),
+                per_round(v, |s| s.wrk.peak_threads.to_string()),
+                v.iter().map(|s| s.wrk.non_2xx).sum::<u64>(),
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n| connections | req/s: NodeMCU API / CraftOS API | CPU per request: NodeMCU API / CraftOS API |"
+    );
+    let _ = writeln!(md, "|---|---|---|");
+    for (c, &connections) in CONNECTIONS.iter().enumerate() {
+        let rps = |k: usize| Some(median_of(&results[k][c], |s| s.wrk.requests_per_sec));
+        let cpu =
+            |k: usize| Some(median_duration(&results[k][c], |s| s.cpu_per_request).as_secs_f64());
+        let _ = writeln!(
+            md,
+            "| {connections} | {} | {} |",
+            ratio(rps(0), rps(1)),
+            ratio(cpu(0), cpu(1)),
+        );
+    }
+    common::publish("nodemcu", &md);
+}
