@@ -412,6 +412,8 @@ fn node_reports_the_host() {
         print("CHIP " .. node.chipid())
         local up = node.uptime()
         print("UPTIME " .. tostring(up >= 0))
+        node.compile(arg[0]) -- this very file parses
+        print("COMPILED")
         node.compile("no-such-file.lua")
         "#,
         &["--nodemcu", "--id", "4711"],
@@ -428,6 +430,7 @@ fn node_reports_the_host() {
     assert!(heap > 0.0, "{out:?}");
     assert_eq!(out[1], "CHIP 4711");
     assert_eq!(out[2], "UPTIME true");
+    assert_eq!(out[3], "COMPILED");
     assert!(
         server.stderr().contains("no-such-file.lua"),
         "{}",
