@@ -80,6 +80,14 @@ pub struct Config {
     /// after the main chunk returns its callbacks go on running while a server or timer is live.
     /// Default `false` (the CraftOS environment, unchanged).
     pub nodemcu: bool,
+    /// The certificate chain (PEM) TLS listeners present; with [`tls_key`](Self::tls_key). Re-read
+    /// when the file changes. Default none: a listener asking for TLS gets an error saying so.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of [`tls_cert`](Self::tls_cert).
+    pub tls_key: Option<PathBuf>,
+    /// Extra certificate authorities (PEM) HTTPS and WSS clients trust, beside the system's (for
+    /// self-signed deployments and tests). Default none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -111,6 +119,9 @@ impl Default for Config {
             client_timeout: Duration::from_secs(30),
             client_max_download: 16 * 1024 * 1024,
             nodemcu: false,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum Error {
     Lua(mlua::Error),
     /// The runtime was already used to run a script; build a new one.
     AlreadyRan,
+    /// The TLS certificate or key could not be loaded (the message names the file and why).
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -48,6 +50,7 @@ impl fmt::Display for Error {
             Error::Terminated => write!(f, "Terminated"),
             Error::Lua(e) => write!(f, "Lua VM error: {e}"),
             Error::AlreadyRan => write!(f, "this runtime already ran a script; create a new one"),
+            Error::Tls(msg) => write!(f, "{msg}"),
         }
     }
 }

@@ -47,6 +47,11 @@ mod nodemcu;
 mod poller;
 mod runtime;
 mod sched;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "tls_off.rs"]
+mod tls;
 mod workers;
 mod ws;
 

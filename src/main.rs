@@ -43,6 +43,11 @@ Options:
                                      closed with 1009 (default 16777216)
       --ws-max-clients N             clients per WebSocket server, more are closed with 1013
                                      (default 1024)
+      --tls-cert FILE                certificate chain (PEM) of TLS listeners; re-read when it
+                                     changes (needs --tls-key)
+      --tls-key FILE                 private key (PEM) of --tls-cert
+      --ca-file FILE                 extra certificate authorities (PEM) HTTPS/WSS clients trust,
+                                     beside the system's
       --nodemcu                      run a NodeMCU program: firmware modules (node, tmr, file,
                                      sjson, wifi, gpio, adc) as globals, require \"httpserver\",
                                      callbacks kept running after the main chunk returns
@@ -128,6 +133,9 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
             "--label" => config.computer_label = Some(value(&flag)?),
             "--no-batch-threads" => config.batch_io_threads = false,
             "--nodemcu" => config.nodemcu = true,
+            "--tls-cert" => config.tls_cert = Some(existing_file(&flag, value(&flag)?)?),
+            "--tls-key" => config.tls_key = Some(existing_file(&flag, value(&flag)?)?),
+            "--ca-file" => config.ca_file = Some(existing_file(&flag, value(&flag)?)?),
             "--ws-max-message" => {
                 let v = value(&flag)?;
                 config.ws_max_message = v
@@ -181,6 +189,15 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
                 }));
             }
         }
+    }
+}
+
+/// A path that names a readable file.
+fn existing_file(flag: &str, v: String) -> Result<std::path::PathBuf, String> {
+    if std::path::Path::new(&v).is_file() {
+        Ok(v.into())
+    } else {
+        Err(format!("{flag}: '{v}' is not a file"))
     }
 }
 

@@ -60,6 +60,19 @@ impl Runtime {
         let lua = unsafe {
             Lua::unsafe_new_with(StdLib::ALL_SAFE | StdLib::DEBUG, LuaOptions::default())
         };
+        let server_tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::ServerTls::load(cert, key).map_err(Error::Tls)?)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(Error::Tls(
+                    "a TLS certificate needs its key and a key its certificate: give both \
+                         --tls-cert and --tls-key"
+                        .into(),
+                ))
+            }
+        };
         let (tx, rx) = crossbeam_channel::bounded(config.event_queue_capacity.max(1));
         let tracker = Arc::new(ResponseTracker::default());
         let sender = EventSender::new(tx, tracker.clone());
@@ -80,6 +93,7 @@ impl Runtime {
             halt: Rc::new(Cell::new(false)),
             stream_listeners: Rc::new(RefCell::new(HashMap::new())),
             restart: Rc::new(Cell::new(false)),
+            server_tls,
         };
         let api = craftos::install(&lua, &ctx)?;
         let stream = crate::luahttp::install(&lua, &ctx, &api)?;

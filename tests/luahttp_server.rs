@@ -240,8 +240,12 @@ fn unsupported_and_invalid_options_raise_clear_errors() {
     let (lines, code, stderr) = run_to_end(&src);
     assert_eq!(code, Some(0), "stderr:\n{stderr}");
     let expect = [
-        "TLS is not supported",
-        "TLS is not supported",
+        if cfg!(feature = "tls") {
+            "TLS needs a certificate: start ccserve with --tls-cert"
+        } else {
+            "TLS is not in this build"
+        },
+        "a luaossl context (ctx) is not supported",
         "'path' must be a string",
         "'mode' must be octal permissions",
         "only HTTP/1.0 and HTTP/1.1",

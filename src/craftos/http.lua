@@ -9,11 +9,13 @@ http.removeListener = wrap(native.removeListener)
 http.checkURL = wrap(native.checkURL)
 
 -- Serve `port` until the callback returns a truthy value or a `server_stop` event arrives. Other
--- events are swallowed, as in CraftOS-PC. ccserve extension: port 0 serves an OS-chosen port.
-function http.listen(port, callback)
+-- events are swallowed, as in CraftOS-PC. ccserve extensions: port 0 serves an OS-chosen port;
+-- `options` ({tls = true}) is passed to http.addListener.
+function http.listen(port, callback, options)
     expect(1, port, "number")
     expect(2, callback, "function")
-    port = http.addListener(port) or port
+    expect(3, options, "table", "nil")
+    port = http.addListener(port, options) or port
     while true do
         local event, p, req, res = os.pullEvent()
         if event == "server_stop" then

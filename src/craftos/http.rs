@@ -28,13 +28,17 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             let Ok(port) = u16::try_from(port) else {
                 return Ok(nothing());
             };
+            let tls = c.tls_option(args.get(1), 2)?;
             // A port this script already listens on is restarted.
             if let Some(mut old) = c.listeners.borrow_mut().remove(&port) {
                 old.stop();
             }
             let listener = Listener::start(
                 std::net::SocketAddr::new(c.config.bind, port),
-                ListenerOptions::whole(HTTP_REQUEST),
+                ListenerOptions {
+                    tls,
+                    ..ListenerOptions::whole(HTTP_REQUEST)
+                },
                 c.config.clone(),
                 c.sender.clone(),
                 c.tracker.clone(),
@@ -103,6 +107,7 @@ fn client_request(lua: &Lua, args: &[Value], ctx: &Context) -> NResult<ClientReq
         redirect: true,
         timeout: ctx.config.client_timeout,
         max_download: ctx.config.client_max_download,
+        ca_file: ctx.config.ca_file.clone(),
     };
     let mut headers = None;
     let mut method = None;

@@ -63,6 +63,43 @@ pub struct Context {
     pub stream_listeners: Rc<RefCell<HashMap<u64, Listener>>>,
     /// Set by NodeMCU's `node.restart` (with `halt`): the program is to be started again.
     pub restart: Rc<Cell<bool>>,
+    /// The certificate TLS listeners present (`--tls-cert`, `--tls-key`), loaded at start.
+    pub server_tls: Option<Arc<crate::tls::ServerTls>>,
+}
+
+impl Context {
+    /// The certificate for a listener that asks for TLS, or the error to raise: none was given.
+    pub fn tls_for_listener(&self) -> Result<Arc<crate::tls::ServerTls>, String> {
+        self.server_tls.clone().ok_or_else(|| {
+            if cfg!(feature = "tls") {
+                "TLS needs a certificate: start ccserve with --tls-cert FILE --tls-key FILE".into()
+            } else {
+                "TLS is not in this build of ccserve (built without the `tls` feature)".into()
+            }
+        })
+    }
+
+    /// A listener's TLS from the ccserve extension `{tls = true}` (an options table, or nil):
+    /// TLS only, with the certificate given on the command line.
+    pub fn tls_option(
+        &self,
+        options: Option<&Value>,
+        index: usize,
+    ) -> args::NResult<Option<crate::tls::TlsListen>> {
+        let tls = match options {
+            None | Some(Value::Nil) => return Ok(None),
+            Some(Value::Table(t)) => t.get::<Value>("tls")?,
+            Some(_) => return Err(args::bad_arg(index, "options table expected")),
+        };
+        match tls {
+            Value::Nil | Value::Boolean(false) => Ok(None),
+            Value::Boolean(true) => Ok(Some(crate::tls::TlsListen {
+                cert: self.tls_for_listener().map_err(args::Fail::Script)?,
+                plain_too: false,
+            })),
+            _ => Err(args::bad_arg(index, "'tls' must be a boolean")),
+        }
+    }
 }
 
 /// The installed APIs: what the event loop needs to build event values.

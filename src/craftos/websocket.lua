@@ -29,9 +29,10 @@ local function wait_for(timeout, match)
     end
 end
 
---- http.websocketServer(port): a server handle, or nil and a message.
-function http.websocketServer(port, headers)
-    local ud, bound = ws_server(port, headers)
+--- http.websocketServer(port): a server handle, or nil and a message. ccserve extension:
+--- `options` ({tls = true}: WSS).
+function http.websocketServer(port, headers, options)
+    local ud, bound = ws_server(port, headers, options)
     if not ud then return nil, bound end
     -- ccserve extension: the bound port (useful with port 0).
     local server = { port = bound }

@@ -90,6 +90,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 }
             }
             let port = u16::try_from(port).map_err(|_| args::bad_arg(1, "port out of range"))?;
+            let tls = c.tls_option(args.get(2), 3)?;
             let fail = |msg: String| -> NResult<mlua::MultiValue> {
                 Ok(values(vec![
                     Value::Nil,
@@ -99,7 +100,8 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             if port != 0 && c.ws_servers.borrow().contains_key(&port) {
                 return fail("Port already in use".into());
             }
-            let server = match WsServer::start(port, false, c.config.clone(), c.sender.clone()) {
+            let server = match WsServer::start(port, false, tls, c.config.clone(), c.sender.clone())
+            {
                 Ok(s) => s,
                 Err(e) => {
                     let addr = std::net::SocketAddr::new(c.config.bind, port);
@@ -188,7 +190,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             if running {
                 return Ok(values(vec![Value::Boolean(true)]));
             }
-            match WsServer::start(port, true, c.config.clone(), c.sender.clone()) {
+            match WsServer::start(port, true, None, c.config.clone(), c.sender.clone()) {
                 Ok(server) => {
                     let bound = server.port();
                     // Generation 0: no handle owns an older-API server.

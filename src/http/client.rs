@@ -1,5 +1,6 @@
-//! The HTTP client behind `http.request`, `http.get` and `http.post`: plain HTTP/1.1 over a
-//! blocking socket, one short-lived thread per request, reusing the server's body framing.
+//! The HTTP client behind `http.request`, `http.get` and `http.post`: HTTP/1.1 over a blocking
+//! socket (HTTPS through `crate::tls`), one short-lived thread per request, reusing the server's
+//! body framing.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ pub struct ClientRequest {
     pub timeout: Duration,
     /// Largest body accepted.
     pub max_download: usize,
+    /// Certificate authorities trusted beside the system's, for `https://` (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A response received.
@@ -60,12 +63,14 @@ impl ClientOutcome {
     }
 }
 
-/// A parsed `http://` URL.
+/// A parsed `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: the connection is TLS.
+    pub tls: bool,
     /// Host name or address (IPv6 without brackets).
     pub host: String,
-    /// Port (80 if absent).
+    /// Port (80, or 443 for `https://`, if absent).
     pub port: u16,
     /// Path and query, starting with `/`.
     pub target: String,
@@ -76,11 +81,12 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err("Must specify http or https".into());
     };
-    match scheme.to_ascii_lowercase().as_str() {
-        "http" => {}
-        "https" => return Err("HTTPS is not supported by ccserve".into()),
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" if cfg!(feature = "tls") => true,
+        "https" => return Err("HTTPS is not in this build of ccserve (built without TLS)".into()),
         other => return Err(format!("Invalid protocol '{other}'")),
-    }
+    };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let tail = tail.split('#').next().unwrap_or("");
@@ -100,6 +106,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
         }
     };
     let port = match port {
+        None | Some("") if tls => 443,
         None | Some("") => 80,
         Some(p) => p.parse().map_err(|_| "URL malformed".to_string())?,
     };
@@ -107,6 +114,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
         return Err("URL malformed".into());
     }
     Ok(Url {
+        tls,
         host: host.to_string(),
         port,
         target,
@@ -176,6 +184,16 @@ fn exchange(
     deadline: Instant,
 ) -> Result<ClientResponse, String> {
     let mut stream = crate::net::connect(&url.host, url.port, deadline)?;
+    if url.tls {
+        stream = crate::tls::connect(
+            stream,
+            &url.host,
+            request.ca_file.as_deref(),
+            deadline,
+            64 * 1024,
+            request.timeout,
+        )?;
+    }
     let _ = stream.set_write_timeout(Some(request.timeout));
     let host = if url.host.contains(':') {
         format!("[{}]", url.host)
@@ -190,7 +208,7 @@ fn exchange(
             .any(|(n, _)| n.eq_ignore_ascii_case(name))
     };
     if !has("host") {
-        if url.port == 80 {
+        if url.port == if url.tls { 443 } else { 80 } {
             write!(head, "Host: {host}\r\n").ok();
         } else {
             write!(head, "Host: {host}:{}\r\n", url.port).ok();
@@ -321,7 +339,11 @@ mod tests {
             ("127.0.0.1", 8080, "/a?b=1")
         );
         let u = parse_url("http://example.com").unwrap();
-        assert_eq!((u.port, u.target.as_str()), (80, "/"));
+        assert_eq!((u.tls, u.port, u.target.as_str()), (false, 80, "/"));
+        if cfg!(feature = "tls") {
+            let u = parse_url("HTTPS://example.com/x").unwrap();
+            assert_eq!((u.tls, u.port, u.target.as_str()), (true, 443, "/x"));
+        }
         let u = parse_url("http://[::1]:81?x").unwrap();
         assert_eq!(
             (u.host.as_str(), u.port, u.target.as_str()),

@@ -36,6 +36,15 @@ const MAX_BODY_DISCARD: u64 = 1024 * 1024;
 
 /// Starts a thread serving `stream`, or answers `503` if the listener is at its connection limit.
 pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
+    spawn_at(stream, None, shared)
+}
+
+/// The peer's and the local address of a connection, when the socket served is not the one the
+/// client connected to (TLS: the engine's end of a socket pair, `src/tls.rs`).
+pub type Addresses = (Option<SocketAddr>, Option<SocketAddr>);
+
+/// [`spawn`], with the connection's addresses given rather than read off `stream`.
+pub fn spawn_at(stream: TcpStream, addresses: Option<Addresses>, shared: Arc<ListenerShared>) {
     let stream = Arc::new(stream);
     let Some(worker) = shared
         .connections
@@ -56,7 +65,7 @@ pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
     if let Err(e) = builder.spawn(move || {
         let _worker = worker;
         let connection = next_connection_id();
-        serve(stream, connection, &shared);
+        serve(stream, addresses, connection, &shared);
         if shared.options.report_closed {
             // The runtime may be gone; then nobody needs to know.
             shared
@@ -70,14 +79,21 @@ pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
     }
 }
 
-fn serve(stream: Arc<TcpStream>, connection: u64, shared: &Arc<ListenerShared>) {
+fn serve(
+    stream: Arc<TcpStream>,
+    addresses: Option<Addresses>,
+    connection: u64,
+    shared: &Arc<ListenerShared>,
+) {
     let config = &shared.config;
     crate::sched::batch_thread(config.batch_io_threads);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
+    let (peer, local) =
+        addresses.unwrap_or_else(|| (stream.peer_addr().ok(), stream.local_addr().ok()));
     let peers = Peers {
-        peer: stream.peer_addr().ok(),
-        local: stream.local_addr().ok(),
+        peer,
+        local,
         connection,
         // With a waker, the Lua thread writes small responses itself (`super::direct`).
         waker: Waker::new().map(Arc::new),

@@ -96,7 +96,7 @@ pub enum BodyMode {
 
 /// What an API asks of a listener beyond the address: how bodies are read, what its requests are
 /// called, and socket options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ListenerOptions {
     /// How request bodies are read.
     pub body_mode: BodyMode,
@@ -111,6 +111,9 @@ pub struct ListenerOptions {
     /// Send [`Event::ConnectionClosed`](crate::event::Event) when a connection ends (an API that
     /// keeps per-connection objects needs to know when to let them go).
     pub report_closed: bool,
+    /// Serve HTTPS with this certificate: each connection's TLS handshake runs on a thread of
+    /// its own, then the connection is served as any other (`src/tls.rs`).
+    pub tls: Option<crate::tls::TlsListen>,
 }
 
 impl ListenerOptions {
@@ -122,6 +125,7 @@ impl ListenerOptions {
             reuse_port: false,
             v6_only: None,
             report_closed: false,
+            tls: None,
         }
     }
 }
@@ -210,6 +214,21 @@ fn new_shared(
     })
 }
 
+/// Serves an accepted connection: on a thread of its own, after the TLS handshake on a TLS
+/// listener (`crate::tls`).
+fn serve_accepted(stream: std::net::TcpStream, shared: &Arc<ListenerShared>) {
+    let shared = shared.clone();
+    match shared.options.tls.clone() {
+        Some(tls) => {
+            let config = shared.config.clone();
+            crate::tls::spawn_accept(stream, tls, &config, move |inner, addresses| {
+                super::connection::spawn_at(inner, addresses, shared)
+            })
+        }
+        None => super::connection::spawn(stream, shared),
+    }
+}
+
 impl Listener {
     /// Binds `addr` and starts accepting. Port 0 binds a free port; [`port`](Self::port) tells
     /// which, and the request events report it.
@@ -229,10 +248,15 @@ impl Listener {
             .spawn(move || {
                 let what = format!("port {}", thread_shared.port);
                 net::accept_loop(listener, &thread_shared.stopped, &what, |stream| {
-                    super::connection::spawn(stream, thread_shared.clone())
+                    serve_accepted(stream, &thread_shared)
                 })
             })?;
-        log::info!("listening on http://{local_addr}");
+        let scheme = if shared.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        log::info!("listening on {scheme}://{local_addr}");
         Ok(Listener {
             shared,
             socket,
@@ -263,7 +287,7 @@ impl Listener {
             .stack_size(shared.config.thread_stack_size)
             .spawn(move || {
                 net::accept_unix_loop(listener, &thread_shared.stopped, &what, |stream| {
-                    super::connection::spawn(stream, thread_shared.clone())
+                    serve_accepted(stream, &thread_shared)
                 })
             })?;
         log::info!("listening on unix:{}", path.display());

@@ -156,10 +156,6 @@ end
 -- the body from; nil, message, errno if there is no response.
 function request_methods:go(timeout)
     local h = self.headers
-    local scheme = h:get(":scheme")
-    if scheme == "https" or scheme == "wss" then
-        return nil, "HTTPS is not supported by ccserve yet", ce.EPROTONOSUPPORT
-    end
     local url = self:to_uri()
     local headers = {}
     for name, value in h:each() do

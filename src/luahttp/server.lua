@@ -593,8 +593,12 @@ local function check_options(tbl)
     if tbl.onerror ~= nil and type(tbl.onerror) ~= "function" then
         error("'onerror' must be a function", 3)
     end
-    if tbl.tls == true or tbl.ctx ~= nil then
-        error("TLS is not supported by ccserve yet: use tls = false (plain HTTP)", 3)
+    if tbl.ctx ~= nil then
+        error("a luaossl context (ctx) is not supported by ccserve: its TLS certificate is " ..
+            "given with --tls-cert and --tls-key", 3)
+    end
+    if tbl.tls ~= nil and type(tbl.tls) ~= "boolean" then
+        error("'tls' must be true, false or nil", 3)
     end
     if tbl.version ~= nil and tbl.version ~= 1.0 and tbl.version ~= 1.1 then
         error("http.server: only HTTP/1.0 and HTTP/1.1 are supported by ccserve (version = " ..
@@ -665,7 +669,13 @@ function http_server.listen(tbl)
     if tbl.host == nil then error("need host or path", 2) end
     local port = tbl.port
     if port == nil then
-        if tbl.tls == false then port = 80 else error("need port", 2) end
+        if tbl.tls == false then
+            port = 80
+        elseif tbl.tls == true then
+            port = 443
+        else
+            error("need port", 2)
+        end
     end
     port = tonumber(port)
     if not port or port % 1 ~= 0 then error("'port' must be a whole number", 2) end
@@ -677,7 +687,7 @@ function http_server.listen(tbl)
         return nil, ce.strerror(ce.EADDRINUSE) .. ": port " .. port ..
             " is served by another http.server of this script", ce.EADDRINUSE
     end
-    opts.reuseport, opts.v6only = tbl.reuseport, tbl.v6only
+    opts.reuseport, opts.v6only, opts.tls = tbl.reuseport, tbl.v6only, tbl.tls
     local id, family, ip, bound = native.listen(host, port, opts)
     if not id then return nil, family, ip end
     return new_server(tbl, id, family, ip, bound)

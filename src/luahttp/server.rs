@@ -191,12 +191,26 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             if let Some(d) = opt_seconds(&opts, "intra_stream_timeout")? {
                 config.keep_alive_timeout = d;
             }
+            // lua-http's `tls`: true, TLS only; false, plain only; nil, both on one port told
+            // apart by the first byte (plain only when ccserve has no certificate).
+            let tls = match opt_bool(&opts, "tls")? {
+                Some(true) => Some(crate::tls::TlsListen {
+                    cert: c.tls_for_listener().map_err(Fail::Script)?,
+                    plain_too: false,
+                }),
+                Some(false) => None,
+                None => c.server_tls.clone().map(|cert| crate::tls::TlsListen {
+                    cert,
+                    plain_too: true,
+                }),
+            };
             let options = ListenerOptions {
                 body_mode: BodyMode::Streamed,
                 event: STREAM_EVENT,
                 reuse_port: opt_bool(&opts, "reuseport")?.unwrap_or(false),
                 v6_only: opt_bool(&opts, "v6only")?,
                 report_closed: true,
+                tls,
             };
             if let Some(path) = opts.get::<Option<String>>("path")? {
                 let unlink = opt_bool(&opts, "unlink")?.unwrap_or(false);

@@ -278,17 +278,19 @@ function server_methods:getaddr()
 end
 loop.not_provided(server_methods, "net.server")
 
--- createServer(port, handler): listens on `port` (0: one the system chooses, see getaddr) on
--- ccserve's `--bind` address. A server created on a port this program already serves replaces
+-- createServer(port, handler[, options]): listens on `port` (0: one the system chooses, see
+-- getaddr) on ccserve's `--bind` address; `options` is a ccserve extension ({tls = true}: HTTPS
+-- with the certificate of --tls-cert). A server created on a port this program already serves replaces
 -- it, as the module's one-server rule does on the board; other ports can be served side by
 -- side.
-function httpserver.createServer(port, handler)
+function httpserver.createServer(port, handler, options)
     if type(port) == "string" and tonumber(port) then port = tonumber(port) end
     expect(1, port, "number")
     expect(2, handler, "function")
+    expect(3, options, "table", "nil")
     local old = by_port[port]
     if old then old:close() end
-    local id, bound = native.listen(port)
+    local id, bound = native.listen(port, options)
     if not id then error(("createServer: cannot listen on port %d: %s"):format(port, bound), 2) end
     local server = setmetatable({ id = id, port = bound, ip = native.bind_ip, handler = handler },
         server_mt)

@@ -163,9 +163,13 @@ pub fn install(
 /// not provided; for another program using one of the provided modules' names, how to run it as
 /// a NodeMCU program.
 pub fn explain(message: &str, nodemcu: bool) -> Option<String> {
-    let name = ["attempt to index global '", "attempt to call global '"]
-        .iter()
-        .find_map(|lead| message.split_once(lead))
+    // Lua 5.2: "attempt to index global 'mqtt' (a nil value)"; Lua 5.4: "attempt to index a nil
+    // value (global 'mqtt')".
+    if !message.contains("attempt to index") && !message.contains("attempt to call") {
+        return None;
+    }
+    let name = message
+        .split_once("global '")
         .and_then(|(_, rest)| rest.split_once('\''))
         .map(|(name, _)| name)?;
     if nodemcu && KNOWN.contains(&name) {
@@ -185,7 +189,7 @@ fn install_natives(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result
     native_tbl.set("request_event", REQUEST_EVENT)?;
     native_tbl.set("bind_ip", ctx.config.bind.to_string())?;
     let c = ctx.clone();
-    // listen(port) -> listener id, bound port | nil, message
+    // listen(port, options) -> listener id, bound port | nil, message
     native_tbl.set(
         "listen",
         native(lua, move |lua, args| {
@@ -199,6 +203,7 @@ fn install_natives(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result
                 reuse_port: false,
                 v6_only: None,
                 report_closed: false,
+                tls: c.tls_option(args.get(1), 3)?,
             };
             let addr = SocketAddr::new(c.config.bind, port);
             match Listener::start(

@@ -1,5 +1,5 @@
-//! `http.websocket(url)` / `http.websocketAsync(url)`: outgoing WebSocket connections (plain
-//! `ws://`), on the same reader/writer threads as server connections.
+//! `http.websocket(url)` / `http.websocketAsync(url)`: outgoing WebSocket connections (`ws://`,
+//! and `wss://` through `crate::tls`), on the same reader/writer threads as server connections.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +21,8 @@ pub fn parse_ws_url(url: &str) -> Result<Url, String> {
     };
     match scheme.to_ascii_lowercase().as_str() {
         "ws" => parse_url(&format!("http://{rest}")),
-        "wss" => Err("wss:// (TLS) is not supported by ccserve".into()),
+        "wss" if cfg!(feature = "tls") => parse_url(&format!("https://{rest}")),
+        "wss" => Err("wss:// is not in this build of ccserve (built without TLS)".into()),
         other => Err(format!("Invalid scheme '{other}'")),
     }
 }
@@ -65,7 +66,17 @@ fn connect(
     events: &EventSender,
 ) -> Result<(), String> {
     let deadline = Instant::now() + config.client_timeout;
-    let stream = crate::net::connect(&target.host, target.port, deadline)?;
+    let mut stream = crate::net::connect(&target.host, target.port, deadline)?;
+    if target.tls {
+        stream = crate::tls::connect(
+            stream,
+            &target.host,
+            config.ca_file.as_deref(),
+            deadline,
+            config.thread_stack_size,
+            config.write_timeout,
+        )?;
+    }
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let limits = Limits::of(config);
     let pending = connection::start_writer(&stream, id, Role::Client, limits, events.owe())

@@ -64,6 +64,7 @@ impl WsServer {
     pub fn start(
         port: u16,
         legacy: bool,
+        tls: Option<crate::tls::TlsListen>,
         config: Arc<Config>,
         events: EventSender,
     ) -> io::Result<WsServer> {
@@ -81,16 +82,29 @@ impl WsServer {
             threads: Arc::new(Workers::default()),
         });
         let thread_shared = shared.clone();
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
         let thread = std::thread::Builder::new()
             .name(format!("ccserve-ws-{}", local_addr.port()))
             .stack_size(shared.config.thread_stack_size)
             .spawn(move || {
                 let what = format!("websocket port {}", thread_shared.port);
                 net::accept_loop(listener, &thread_shared.stopped, &what, |stream| {
-                    spawn_client(stream, thread_shared.clone())
+                    let shared = thread_shared.clone();
+                    match &tls {
+                        Some(tls) => {
+                            let config = shared.config.clone();
+                            crate::tls::spawn_accept(
+                                stream,
+                                tls.clone(),
+                                &config,
+                                move |inner, _| spawn_client(inner, shared),
+                            )
+                        }
+                        None => spawn_client(stream, shared),
+                    }
                 })
             })?;
-        log::info!("websocket server listening on ws://{local_addr}");
+        log::info!("websocket server listening on {scheme}://{local_addr}");
         Ok(WsServer {
             shared,
             thread: Some(thread),
