@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -232,7 +233,8 @@ fn handshake(conn: &mut Connection, tcp: &mut TcpStream, deadline: Instant) -> i
 }
 
 /// Serves a TLS connection accepted by a listener: runs the handshake on a thread of its own
-/// (within the header timeout, never on the accepting thread), then hands the plain end to
+/// (within the header timeout, never on the accepting thread; at most `--max-connections` at
+/// once), then hands the plain end to
 /// `serve` with the peer's and local addresses (a plain connection on a port serving both: the
 /// socket itself, and no addresses). A client that fails or stalls the handshake is
 /// dropped; plain HTTP gets a `400` (see [`accept`]).
@@ -242,20 +244,34 @@ pub fn spawn_accept(
     config: &crate::config::Config,
     serve: impl FnOnce(TcpStream, Option<(Option<SocketAddr>, Option<SocketAddr>)>) + Send + 'static,
 ) {
+    // Handshakes in progress, process-wide: a flood of connections that never finish theirs
+    // holds at most `--max-connections` threads (each for at most the header timeout).
+    static HANDSHAKING: AtomicUsize = AtomicUsize::new(0);
+    if HANDSHAKING.fetch_add(1, Ordering::SeqCst) >= config.max_connections {
+        HANDSHAKING.fetch_sub(1, Ordering::SeqCst);
+        log::warn!(
+            "{} TLS handshakes in progress: closing a new connection",
+            config.max_connections
+        );
+        return;
+    }
     let deadline = Instant::now() + config.header_timeout;
     let (stack, write_timeout) = (config.thread_stack_size, config.write_timeout);
     let spawned = std::thread::Builder::new()
         .name("ccserve-tls-accept".into())
         .stack_size(stack)
-        .spawn(
-            move || match accept(tcp, &tls, deadline, stack, write_timeout) {
+        .spawn(move || {
+            let accepted = accept(tcp, &tls, deadline, stack, write_timeout);
+            HANDSHAKING.fetch_sub(1, Ordering::SeqCst);
+            match accepted {
                 Ok(Accepted::Ready(inner, peer, local)) => serve(inner, Some((peer, local))),
                 Ok(Accepted::Plain(tcp)) => serve(tcp, None),
                 Ok(Accepted::PlainHttp) => log::debug!("plain HTTP on a TLS port: answered 400"),
                 Err(e) => log::debug!("TLS handshake failed: {e}"),
-            },
-        );
+            }
+        });
     if let Err(e) = spawned {
+        HANDSHAKING.fetch_sub(1, Ordering::SeqCst);
         log::warn!("cannot start a TLS handshake thread: {e}");
     }
 }
@@ -299,9 +315,8 @@ pub enum Accepted {
     PlainHttp,
 }
 
-/// The answer to plain HTTP sent to a TLS port.
-const PLAIN_TO_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
-Content-Length: 48\r\nConnection: close\r\n\r\nThis port serves HTTPS: use https:// to reach it.";
+/// The body of the answer to plain HTTP sent to a TLS port.
+const PLAIN_TO_TLS: &str = "This port serves HTTPS: use https:// to reach it.";
 
 /// Runs a server handshake on `tcp` within `deadline` (the header timeout). A client whose first
 /// bytes are a plain HTTP request line gets a `400` saying to use `https://`; one that stalls
@@ -330,8 +345,24 @@ pub fn accept(
     }
     if peeked == 1 && first[0].is_ascii_alphabetic() {
         let _ = tcp.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = tcp.write_all(PLAIN_TO_TLS);
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{PLAIN_TO_TLS}",
+            PLAIN_TO_TLS.len()
+        );
+        let _ = tcp.write_all(answer.as_bytes());
         let _ = tcp.shutdown(Shutdown::Write);
+        // Read what the client sent before closing: closing with unread bytes would reset the
+        // connection, and the client could lose the answer.
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match tcp.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
         return Ok(Accepted::PlainHttp);
     }
     let conn = ServerConnection::new(tls.cert.config()).map_err(io::Error::other)?;
