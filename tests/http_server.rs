@@ -169,6 +169,23 @@ fn connection_close_from_http_1_1_client_is_honoured() {
 }
 
 #[test]
+fn a_closing_response_closes_the_connection_at_once_not_at_a_timeout() {
+    // The Lua thread writes this small response itself; the connection thread must still be
+    // woken to close (it once waited for the response or keep-alive timeout, 15 s by default).
+    let server = echo_server(&["--keep-alive-timeout", "60", "--response-timeout", "60"]);
+    for _ in 0..5 {
+        let mut s = connect(server.port);
+        s.write_all(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_one(&mut s).status, 200);
+        assert!(
+            closed_within(&mut s, Duration::from_secs(10)),
+            "connection still open 10 s after a Connection: close response"
+        );
+    }
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let server = echo_server(&[]);
     let mut s = connect(server.port);

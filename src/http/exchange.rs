@@ -345,8 +345,9 @@ impl Exchange {
         };
         // The connection thread learns of a response sent whole from its socket (the client's
         // next request), unless it stopped watching it (a request already waiting behind this
-        // one): then it must be woken, as for a remainder to write.
-        let wake = !out.is_empty() || st.socket_seen;
+        // one): then it must be woken, as for a remainder to write. A response that ends the
+        // connection wakes it too: the client waits for the close, and sends nothing more.
+        let wake = !out.is_empty() || st.socket_seen || !keep_alive;
         st.sent = Some(Sent {
             keep_alive,
             rest: out,

@@ -15,6 +15,9 @@ local native, support, loop, stream = ...
 local expect = support.expect
 
 local read, respond, push_data, room = stream.read, stream.respond, stream.data, stream.room
+-- Natives return an error marker rather than raising; `wrap` raises it (a bad port, TLS asked
+-- for without a certificate).
+local listen = support.wrap(native.listen)
 local concat, tostring, type = table.concat, tostring, type
 
 local httpserver = {}
@@ -290,7 +293,7 @@ function httpserver.createServer(port, handler, options)
     expect(3, options, "table", "nil")
     local old = by_port[port]
     if old then old:close() end
-    local id, bound = native.listen(port, options)
+    local id, bound = listen(port, options)
     if not id then error(("createServer: cannot listen on port %d: %s"):format(port, bound), 2) end
     local server = setmetatable({ id = id, port = bound, ip = native.bind_ip, handler = handler },
         server_mt)

@@ -142,7 +142,8 @@ function tmr.now() return native.uptime_us() % 0x80000000 end
 function tmr.time() return math.floor(native.uptime_us() / 1000000) end
 
 -- Busy-waits on the board; here the Lua thread sleeps (and serves nothing meanwhile, as there).
-function tmr.delay(us) native.delay_us(us) end
+local delay_us = support.wrap(native.delay_us)
+function tmr.delay(us) delay_us(us) end
 
 -- The watchdog: nothing to feed here.
 function tmr.wdclr() end
