@@ -3,12 +3,13 @@
 # memory per connection, streamed responses (res.flush(): 1 GiB throughput and server memory,
 # time to first chunk) vs a raw Rust server, ccserve's lua-http API vs real lua-http 0.4
 # running the same scripts under lua5.2 (HTTP with wrk, WebSocket echo) and vs ccserve's CraftOS
-# API, ccserve's NodeMCU API (--nodemcu) vs its CraftOS API (HTTP hello world with wrk), and
-# ccserve vs its peers in one invocation, alternating (benches/peers.rs): Lune, real
-# lua-http 0.4, nginx with ngx_http_lua (1 worker, content_by_lua_block; HTTP only), raw
-# tiny_http and raw tungstenite: hello world with wrk at -c1/-c32/-c256 and WebSocket echo
-# (req/s or msgs/s, p50/p99, server CPU per request or message, every ratio against ccserve). Usage,
-# from anywhere:
+# API, ccserve's NodeMCU API (--nodemcu) vs its CraftOS API (HTTP hello world with wrk), HTTPS
+# vs a raw rustls server (hello world with wrk over https://, keep-alive and a new handshake per
+# request; RSS per idle TLS connection), and ccserve vs its peers in one invocation,
+# alternating (benches/peers.rs): Lune, real lua-http 0.4, nginx with ngx_http_lua (1 worker,
+# content_by_lua_block; HTTP only), raw tiny_http and raw tungstenite: hello world with wrk at
+# -c1/-c32/-c256 and WebSocket echo (req/s or msgs/s, p50/p99, server CPU per request or message,
+# every ratio against ccserve). Usage, from anywhere:
 #
 #     bash bench/run.sh
 #
@@ -24,7 +25,7 @@
 # CCSERVE_BENCH_LUNE is set or `lune` is on PATH. A peer that cannot be installed is reported as
 # missing in the tables, never dropped.
 # Results: markdown tables on stdout and in
-# <target dir>/bench-results/{http,ws,memory,stream,luahttp,nodemcu,peers}.md.
+# <target dir>/bench-results/{http,ws,memory,stream,luahttp,nodemcu,tls,peers}.md.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -80,10 +81,10 @@ if [ -z "${CCSERVE_BENCH_LUNE:-}" ] && [ ! -x "$lune_root/bin/lune" ] && ! comma
     cargo install lune --locked --root "$lune_root" || echo "warning: could not build Lune; the peers bench will report Lune as missing" >&2
 fi
 
-for bench in http ws memory stream luahttp nodemcu peers; do
+for bench in http ws memory stream luahttp nodemcu tls peers; do
     echo "== cargo bench --bench $bench" >&2
     cargo bench --bench "$bench"
 done
 
 echo
-echo "Results: ${CARGO_TARGET_DIR:-$PWD/target}/bench-results/{http,ws,memory,stream,luahttp,nodemcu,peers}.md"
+echo "Results: ${CARGO_TARGET_DIR:-$PWD/target}/bench-results/{http,ws,memory,stream,luahttp,nodemcu,tls,peers}.md"

@@ -1,5 +1,6 @@
 //! Driving `wrk --latency` against a server on 127.0.0.1 and parsing its report (shared by
-//! `benches/http.rs` and `benches/luahttp.rs`).
+//! `benches/http.rs`, `benches/luahttp.rs` and the others; [`run_wrk_url`] for HTTPS and extra
+//! headers, `benches/tls.rs`).
 
 use super::ProcStatus;
 use std::process::{Command, Stdio};
@@ -94,12 +95,34 @@ pub fn parse_wrk(output: &str) -> Result<WrkResult, String> {
 /// thread count of `status_path` (the server process) during the run.
 pub fn run_wrk(port: u16, connections: u32, seconds: u64, status_path: &str) -> WrkResult {
     let threads = if connections == 1 { 1 } else { 2 };
+    run_wrk_url(
+        &format!("http://127.0.0.1:{port}/"),
+        threads,
+        connections,
+        seconds,
+        &[],
+        status_path,
+    )
+}
+
+/// As [`run_wrk`], for any `url` (e.g. `https://127.0.0.1:PORT/`; wrk built with OpenSSL does
+/// not verify certificates), with `threads` wrk threads and each of `headers` (`"Name: value"`)
+/// passed as `-H`.
+pub fn run_wrk_url(
+    url: &str,
+    threads: u32,
+    connections: u32,
+    seconds: u64,
+    headers: &[&str],
+    status_path: &str,
+) -> WrkResult {
     let mut child = Command::new("wrk")
         .arg("--latency")
         .arg(format!("-t{threads}"))
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
-        .arg(format!("http://127.0.0.1:{port}/"))
+        .args(headers.iter().flat_map(|h| ["-H", h]))
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
