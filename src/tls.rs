@@ -330,6 +330,9 @@ pub fn accept(
 ) -> io::Result<Accepted> {
     let peer = tcp.peer_addr().ok();
     let local = tcp.local_addr().ok();
+    // As on plain connections: a response must not wait for the client's delayed ACK of the
+    // record before it (session tickets, then the first response, are two writes).
+    let _ = tcp.set_nodelay(true);
     let mut tcp = tcp;
     // A TLS client starts with a handshake record (0x16); a plain request with a method name.
     let mut first = [0u8; 1];
