@@ -1,5 +1,6 @@
-//! A mutation fuzzer for the network input: raw request bytes into a running HTTP listener, and
-//! raw frames into a WebSocket connection. Every case must end with an answer or a close, the
+//! A mutation fuzzer for the network input: raw request bytes into a running HTTP listener, raw
+//! frames into a WebSocket connection, and raw bytes (mutated ClientHellos, plain requests) into
+//! a TLS port. Every case must end with an answer or a close, the
 //! process must stay alive, never log a panic, and keep serving valid requests.
 //!
 //! `cargo test --test fuzz` runs a short smoke (a few thousand cases, fixed seed). For a long run:
@@ -259,6 +260,125 @@ fn fuzzed_websocket_frames_never_crash_the_server() {
     .expect("handshake after fuzzing");
     ws.send(tungstenite::Message::text("alive")).unwrap();
     assert_eq!(ws.read().unwrap(), tungstenite::Message::text("alive"));
+    assert!(
+        server.wait_exit(Duration::from_millis(1)).is_none(),
+        "ccserve died"
+    );
+    assert!(!server.stderr().contains("panicked"), "{}", server.stderr());
+}
+
+/// A self-signed certificate for `localhost` (generated here, never committed): its PEM files'
+/// paths.
+#[cfg(feature = "tls")]
+fn tls_files() -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fuzz-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    (cert_path, key_path, cert.cert.pem())
+}
+
+/// A rustls client trusting `ca_pem`, for a real handshake.
+#[cfg(feature = "tls")]
+fn tls_client(ca_pem: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// The first flight of a real client (its ClientHello record), as bytes to mutate.
+#[cfg(feature = "tls")]
+fn client_hello(config: &std::sync::Arc<rustls::ClientConfig>) -> Vec<u8> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).unwrap();
+    }
+    out
+}
+
+/// A whole HTTPS request with a verifying client: the server still serves.
+#[cfg(feature = "tls")]
+fn still_serves_tls(port: u16, config: &std::sync::Arc<rustls::ClientConfig>) {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    let tcp = connect(port);
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET /check HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("an HTTPS request after fuzz cases");
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "after fuzz cases: {text:?}"
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn fuzzed_bytes_on_a_tls_port_never_crash_or_hang_it() {
+    let (cert, key, ca) = tls_files();
+    let script = "local add = http.addListener\n\
+                  http.addListener = function(p, o)\n\
+                    local bound = add(p, o)\n\
+                    http.addListener = add\n\
+                    print('LISTENING ' .. bound)\n\
+                    return bound\n\
+                  end\n\
+                  http.listen(0, function(req, res) res.write(req.getMethod()) res.close() end,\n\
+                    {tls = true})\n";
+    let mut server = Server::start(
+        script,
+        &[
+            "--header-timeout",
+            "2",
+            "--tls-cert",
+            &cert.to_string_lossy(),
+            "--tls-key",
+            &key.to_string_lossy(),
+        ],
+    );
+    let config = tls_client(&ca);
+    let hello = client_hello(&config);
+    let seeds: [&[u8]; 4] = [
+        &hello,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00",
+        b"\x16\x03\x03\xff\xff",
+    ];
+    still_serves_tls(server.port, &config);
+    let (seed, duration, cases) = budget();
+    println!("tls fuzz: seed {seed}");
+    let mut rng = Rng(seed ^ 0x7153_7153);
+    let started = Instant::now();
+    let mut done = 0usize;
+    // A handshake costs more than a request: a quarter of the HTTP smoke's cases.
+    while done < cases / 4 && started.elapsed() < duration {
+        let base = seeds[rng.below(seeds.len())];
+        let case = mutate(&mut rng, base);
+        send_case(server.port, &case, false);
+        done += 1;
+        if done.is_multiple_of(100) {
+            still_serves_tls(server.port, &config);
+        }
+    }
+    still_serves_tls(server.port, &config);
+    println!("tls fuzz: {done} cases in {:?}", started.elapsed());
     assert!(
         server.wait_exit(Duration::from_millis(1)).is_none(),
         "ccserve died"
