@@ -1,4 +1,4 @@
-//! The `ccserve` command: run a CraftOS-PC server script.
+//! The `ccserve` command: run a Lua server script (CraftOS-PC, lua-http or NodeMCU API).
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -10,8 +10,9 @@ use ccserve::{Config, Runtime};
 const USAGE: &str = "\
 Usage: ccserve [OPTIONS] SCRIPT.lua [ARGS...]
 
-Runs a Lua script written for CraftOS-PC's HTTP server API. ARGS are passed to the
-script as `...` and `arg`.
+Runs a Lua server script written for CraftOS-PC's HTTP API, for lua-http's http.server
+(require \"http.server\"), or for NodeMCU's httpserver (with --nodemcu). ARGS are passed to
+the script as `...` and `arg`.
 
 Options:
       --bind ADDR                    address listeners bind to (default 0.0.0.0: all IPv4
@@ -92,11 +93,11 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
         };
         match flag.as_str() {
             "-h" | "--help" => {
-                println!("{USAGE}");
+                print_out(USAGE);
                 return Ok(None);
             }
             "-V" | "--version" => {
-                println!("ccserve {}", env!("CARGO_PKG_VERSION"));
+                print_out(&format!("ccserve {}", env!("CARGO_PKG_VERSION")));
                 return Ok(None);
             }
             "--bind" => {
@@ -190,6 +191,13 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
             }
         }
     }
+}
+
+/// Prints `text` and a newline on stdout; a closed stdout (`ccserve --help | head -1`) is not
+/// an error worth a panic.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 /// A path that names a readable file.

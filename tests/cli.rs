@@ -59,10 +59,32 @@ fn help_flag_prints_usage_and_exits_0() {
         "--keep-alive-timeout",
         "--header-timeout",
         "--body-timeout",
+        "--nodemcu",
+        "--tls-cert",
+        "--tls-key",
+        "--ca-file",
     ] {
         assert!(out.contains(flag), "--help does not mention {flag}");
     }
     assert_eq!(p.stderr_when_closed(), "");
+}
+
+#[test]
+fn help_and_version_into_a_closed_pipe_exit_quietly() {
+    // `ccserve --help | head -1`: stdout's reader is gone before anything is written.
+    for flag in ["--help", "--version"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(common::bin())
+            .arg(flag)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{flag}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{flag}: {stderr}");
+    }
 }
 
 #[test]
