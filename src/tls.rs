@@ -264,7 +264,11 @@ pub fn spawn_accept(
             let accepted = accept(tcp, &tls, deadline, stack, write_timeout);
             HANDSHAKING.fetch_sub(1, Ordering::SeqCst);
             match accepted {
-                Ok(Accepted::Ready(inner, peer, local)) => serve(inner, Some((peer, local))),
+                Ok(Accepted::Ready(inner, peer, local, inbound)) => {
+                    serve(inner, Some((peer, local)));
+                    // This thread did the handshake; it goes on as the inbound pump.
+                    inbound.run();
+                }
                 Ok(Accepted::Plain(tcp)) => serve(tcp, None),
                 Ok(Accepted::PlainHttp) => log::debug!("plain HTTP on a TLS port: answered 400"),
                 Err(e) => log::debug!("TLS handshake failed: {e}"),
@@ -293,7 +297,14 @@ pub fn connect(
     let mut conn = Connection::from(conn);
     let mut tcp = tcp;
     handshake(&mut conn, &mut tcp, deadline).map_err(|e| client_error(&e))?;
-    pump(tcp, conn, stack, write_timeout).map_err(|e| format!("TLS: {e}"))
+    let (inner, inbound) =
+        pump(tcp, conn, stack, write_timeout).map_err(|e| format!("TLS: {e}"))?;
+    std::thread::Builder::new()
+        .name("ccserve-tls-in".into())
+        .stack_size(stack)
+        .spawn(move || inbound.run())
+        .map_err(|e| format!("TLS: cannot start a thread: {e}"))?;
+    Ok(inner)
 }
 
 /// How a listener serves TLS.
@@ -307,8 +318,9 @@ pub struct TlsListen {
 
 /// What a server's TLS handshake came to.
 pub enum Accepted {
-    /// The engine's end of the connection, and the peer's and local addresses.
-    Ready(TcpStream, Option<SocketAddr>, Option<SocketAddr>),
+    /// The engine's end of the connection, the peer's and local addresses, and the inbound
+    /// pump, to run on the caller's thread.
+    Ready(TcpStream, Option<SocketAddr>, Option<SocketAddr>, Inbound),
     /// A plain connection on a port that serves both: the socket itself.
     Plain(TcpStream),
     /// The client sent plain HTTP to a TLS-only port: it was answered `400` with a note.
@@ -371,8 +383,8 @@ pub fn accept(
     let conn = ServerConnection::new(tls.cert.config()).map_err(io::Error::other)?;
     let mut conn = Connection::from(conn);
     handshake(&mut conn, &mut tcp, deadline)?;
-    let inner = pump(tcp, conn, stack, write_timeout)?;
-    Ok(Accepted::Ready(inner, peer, local))
+    let (inner, inbound) = pump(tcp, conn, stack, write_timeout)?;
+    Ok(Accepted::Ready(inner, peer, local, inbound))
 }
 
 /// The TLS session of one connection and the socket its records travel on; the two pump threads
@@ -392,14 +404,28 @@ impl Session {
     }
 }
 
-/// Starts the two pump threads for a connection whose handshake is done; returns the engine's
-/// end of the socket pair.
+/// Starts the outbound pump thread for a connection whose handshake is done; returns the
+/// engine's end of the socket pair and the inbound pump for the caller to run.
+/// The inbound half of a connection's pumps (peer → engine), not started yet.
+pub struct Inbound {
+    tcp: TcpStream,
+    pair: std::os::unix::net::UnixStream,
+    session: Arc<Mutex<Session>>,
+}
+
+impl Inbound {
+    /// Runs the pump until the connection ends.
+    pub fn run(self) {
+        pump_in(self.tcp, self.pair, &self.session)
+    }
+}
+
 fn pump(
     tcp: TcpStream,
     conn: Connection,
     stack: usize,
     write_timeout: Duration,
-) -> io::Result<TcpStream> {
+) -> io::Result<(TcpStream, Inbound)> {
     // A peer that reads nothing must not hold the session (and so both pumps) forever.
     tcp.set_write_timeout(Some(write_timeout))?;
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
@@ -414,16 +440,16 @@ fn pump(
     let tcp_read = tcp.try_clone()?;
     let ours_read = ours.try_clone()?;
     let session = Arc::new(Mutex::new(Session { conn, tcp }));
-    let inbound = session.clone();
-    std::thread::Builder::new()
-        .name("ccserve-tls-in".into())
-        .stack_size(stack)
-        .spawn(move || pump_in(tcp_read, ours, &inbound))?;
+    let inbound = Inbound {
+        tcp: tcp_read,
+        pair: ours,
+        session: session.clone(),
+    };
     std::thread::Builder::new()
         .name("ccserve-tls-out".into())
         .stack_size(stack)
         .spawn(move || pump_out(ours_read, &session))?;
-    Ok(crate::net::unix_as_tcp(theirs))
+    Ok((crate::net::unix_as_tcp(theirs), inbound))
 }
 
 fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
