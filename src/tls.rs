@@ -30,8 +30,9 @@ use rustls::{
     ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
 };
 
-/// Largest piece moved at once between a socket and the TLS session (one TLS record's worth).
-const PIECE: usize = 16 * 1024;
+/// Largest piece moved at once between a socket and the TLS session. Half a TLS record: each
+/// pump's buffer is resident for as long as its connection lives.
+const PIECE: usize = 8 * 1024;
 
 /// How often the certificate files are looked at for a change, at most.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
@@ -461,7 +462,7 @@ fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
 /// sees the connection end.
 fn pump_in(mut tcp: TcpStream, mut pair: std::os::unix::net::UnixStream, session: &Mutex<Session>) {
     let mut records = vec![0u8; PIECE];
-    let mut plain = Vec::with_capacity(PIECE);
+    let mut plain = Vec::new();
     loop {
         let n = match tcp.read(&mut records) {
             Ok(0) | Err(_) => break,
