@@ -5,11 +5,13 @@ local t = dofile((arg[0]:match("^(.*)[/\\]") or ".") .. "/helper.lua")
 local TIMEOUT = 10 -- generous bound for anything that should happen at once
 
 -- Pulls events until one named `name` arrives (or fails after `timeout` seconds); returns it packed.
-local function pull(name, timeout)
+-- The next event `name` (whose first value is `key`, if given: an earlier test's late event for
+-- another connection is not this test's).
+local function pull(name, timeout, key)
     local timer = os.startTimer(timeout or TIMEOUT)
     while true do
         local ev = table.pack(os.pullEventRaw())
-        if ev[1] == name then
+        if ev[1] == name and (key == nil or ev[2] == key) then
             os.cancelTimer(timer)
             return ev
         elseif ev[1] == "timer" and ev[2] == timer then
@@ -225,7 +227,7 @@ t.test("server-side handle close: client gets websocket_closed, receive returns 
         t.raises("attempt to use a closed file", c.send, "x")
         t.raises("attempt to use a closed file", c.receive)
         -- The server still sees the connection end.
-        local ev = pull("websocket_server_closed")
+        local ev = pull("websocket_server_closed", nil, c.clientID)
         t.ok(ev[2] == c.clientID, "closed clientID")
     end, function(url)
         url_seen = url
@@ -234,7 +236,7 @@ t.test("server-side handle close: client gets websocket_closed, receive returns 
         parallel.waitForAll(function()
             got_nil = table.pack(ws.receive(TIMEOUT))
         end, function()
-            closed_ev = pull("websocket_closed")
+            closed_ev = pull("websocket_closed", nil, url)
         end)
         t.raises("attempt to use a closed file", ws.send, "x")
         t.raises("attempt to use a closed file", ws.receive)
@@ -255,12 +257,12 @@ t.test("server.close() closes connected clients with 1001", function()
         t.ok(c, "client")
         t.eq(c.receive(TIMEOUT), "ready", "ready")
         server.close()
-        local ev = pull("websocket_server_closed")
+        local ev = pull("websocket_server_closed", nil, c.clientID)
         t.ok(ev[2] == c.clientID, "server_closed clientID")
     end, function()
         local ws = connect(url)
         ws.send("ready")
-        closed_ev = pull("websocket_closed")
+        closed_ev = pull("websocket_closed", nil, url)
         t.eq(ws.receive == nil, false, "handle intact")
         t.raises("attempt to use a closed file", ws.receive)
     end)
