@@ -1,14 +1,17 @@
-//! ccserve runs Lua scripts written against the CraftOS-PC HTTP server API (`http.listen`,
-//! `http.addListener`, `http_request` events) outside the emulator: one small binary, no async
-//! runtime.
+//! ccserve runs Lua server scripts outside the environments they were written for: CraftOS-PC's
+//! HTTP server API (`http.listen`, `http.addListener`, `http_request` events), lua-http's
+//! `http.server`, and NodeMCU's `httpserver` (with `--nodemcu`, [`Config::nodemcu`]). One small
+//! binary, no async runtime; HTTPS and WSS with the `tls` feature.
 //!
 //! # Shape
 //! One thread owns the Lua VM and runs the script as a coroutine, CraftOS style
-//! (`src/event_loop.rs`). Every other thread (one per HTTP listener, one per
-//! connection, one per outgoing request) talks to it only through a bounded channel of events.
-//! Every read and every wait on a socket is on a socket thread; the Lua thread only ever puts a
-//! small finished response or WebSocket frame on an idle socket with one non-blocking send
-//! (`src/http/direct.rs`), so the common request wakes no thread twice.
+//! (`src/event_loop.rs`). Every other thread (one per HTTP listener, one per connection, one per
+//! outgoing request) talks to it only through a bounded channel of events. A connection idle
+//! between requests parks with the Lua thread, which reads its next small request itself
+//! (`src/lane.rs`), and the Lua thread puts a small finished response or WebSocket frame on an
+//! idle socket with one non-blocking send (`src/http/direct.rs`), so the common request wakes no
+//! other thread. Each API family lives in its own module (`craftos`, `luahttp`, `nodemcu`) over
+//! the engines (`http`, `ws`); TLS sits beside them (`src/tls.rs`).
 //!
 //! # Embedding
 //! ```no_run
