@@ -76,7 +76,7 @@ pub struct Config {
     /// Largest response body `http.request` accepts. Default 16 MiB.
     pub client_max_download: usize,
     /// Run the script as a NodeMCU program (`src/nodemcu/`): the firmware modules (`node`, `tmr`,
-    /// `file`, `sjson`, `wifi`, `gpio`, `adc`) are globals, `require "httpserver"` works, and
+    /// `file`, `sjson`, `wifi`, `gpio`, `adc`, `http`) are globals, `require "httpserver"` works, and
     /// after the main chunk returns its callbacks go on running while a server or timer is live.
     /// Default `false` (the CraftOS environment, unchanged).
     pub nodemcu: bool,

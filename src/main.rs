@@ -50,8 +50,9 @@ Options:
       --ca-file FILE                 extra certificate authorities (PEM) HTTPS/WSS clients trust,
                                      beside the system's
       --nodemcu                      run a NodeMCU program: firmware modules (node, tmr, file,
-                                     sjson, wifi, gpio, adc) as globals, require \"httpserver\",
-                                     callbacks kept running after the main chunk returns
+                                     sjson, wifi, gpio, adc, http) as globals, require
+                                     \"httpserver\", callbacks kept running after the main
+                                     chunk returns
       --no-batch-threads             run socket threads under the default Linux scheduling policy
                                      instead of SCHED_BATCH (see README, Performance)
   -v, --verbose                      log more (-v info, -vv debug, -vvv trace); RUST_LOG

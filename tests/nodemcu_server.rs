@@ -398,10 +398,72 @@ fn missing_firmware_modules_and_functions_are_named() {
     assert!(server
         .stderr()
         .contains("node.dsleep is not provided by ccserve"));
-    // NodeMCU's `http` is a different client from CraftOS's: absent, not silently swapped.
-    let mut server = Server::spawn("print('HTTP ' .. type(http))", &["--nodemcu"], &[]);
+    // NodeMCU's `http` is a different client from CraftOS's: CraftOS's functions are not there.
+    let mut server = Server::spawn(
+        "print('HTTP ' .. type(http.get) .. ' ' .. select(2, pcall(function() return http.listen end)))",
+        &["--nodemcu"],
+        &[],
+    );
     server.wait_exit(WAIT).expect("exits");
-    assert_eq!(server.rest_of_stdout(), vec!["HTTP nil".to_string()]);
+    let out = server.rest_of_stdout();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        out[0].starts_with("HTTP function ")
+            && out[0].ends_with("http.listen is not provided by ccserve"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_http_client_calls_back_with_code_data_and_headers() {
+    // The program calls its own server: a GET with headers given as a string, a POST echoed, a
+    // 404, a refused port (-1) and a malformed URL (-1); it ends once every callback ran.
+    let mut server = Server::spawn(
+        r#"
+        local srv = require("httpserver").createServer(0, function(req, res)
+            local seen = {}
+            req.onheader = function(_, name, value) seen[name] = value end
+            local body = {}
+            req.ondata = function(_, chunk)
+                if chunk then body[#body + 1] = chunk return end
+                if req.url == "/missing" then return res:finish("nope", 404) end
+                res:send_header("X-Echo", tostring(seen["x-token"]))
+                res:finish(req.method .. " " .. table.concat(body))
+            end
+        end)
+        local port = srv:getaddr()
+        local base = "http://127.0.0.1:" .. port
+        local left = 5
+        local function done() left = left - 1 if left == 0 then srv:close() end end
+        http.get(base .. "/a", "X-Token: t1\r\nAccept: */*\r\n", function(code, data, headers)
+            print("GET", code, data, headers["x-echo"]) done()
+        end)
+        http.post(base .. "/b", { ["X-Token"] = "t2" }, "payload", function(code, data, headers)
+            print("POST", code, data, headers["x-echo"]) done()
+        end)
+        http.get(base .. "/missing", nil, function(code, data) print("404", code, data) done() end)
+        http.get("http://127.0.0.1:1/", nil, function(code, data) print("REFUSED", code, data) done() end)
+        http.request("nonsense", "GET", nil, nil, function(code, data) print("BAD", code, data) done() end)
+        "#,
+        &["--nodemcu"],
+        &[],
+    );
+    let status = server
+        .wait_exit(WAIT)
+        .expect("ends once every callback ran");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    let mut out = server.rest_of_stdout();
+    out.sort();
+    assert_eq!(
+        out,
+        [
+            "404\t404\tnope",
+            "BAD\t-1\tnil",
+            "GET\t200\tGET \tt1",
+            "POST\t200\tPOST payload\tt2",
+            "REFUSED\t-1\tnil",
+        ]
+    );
 }
 
 #[test]

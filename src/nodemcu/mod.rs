@@ -1,6 +1,6 @@
 //! NodeMCU's API (`../shared/seeds/004_*`): the `httpserver` module and the firmware modules
 //! web scripts for ESP8266/ESP32 boards touch (`node`, `tmr`, `file`, `sjson`, `wifi`, `gpio`,
-//! `adc`), for programs run with `--nodemcu` ([`Config::nodemcu`](crate::Config)).
+//! `adc`, the `http` client), for programs run with `--nodemcu` ([`Config::nodemcu`](crate::Config)).
 //!
 //! Each module's Lua half lives here as a `.lua` file; this file is their native half. A NodeMCU
 //! program's main chunk returns and its callbacks go on running: `loop.lua` is the dispatcher the
@@ -28,15 +28,17 @@ const FILE_LUA: &str = embedded_lua!("nodemcu/file.lua");
 const SJSON_LUA: &str = embedded_lua!("nodemcu/sjson.lua");
 const BOARD_LUA: &str = embedded_lua!("nodemcu/board.lua");
 const HTTPSERVER_LUA: &str = embedded_lua!("nodemcu/httpserver.lua");
+const HTTP_LUA: &str = embedded_lua!("nodemcu/http.lua");
 
 /// The firmware modules ccserve provides, as globals of a NodeMCU program.
-pub const PROVIDED: &[&str] = &["node", "tmr", "file", "sjson", "wifi", "gpio", "adc", "bit"];
+pub const PROVIDED: &[&str] = &[
+    "node", "tmr", "file", "sjson", "wifi", "gpio", "adc", "http", "bit",
+];
 
 /// Other NodeMCU firmware modules a script may name: an error about one of them says it is not
 /// provided, rather than just "a nil value".
 const KNOWN: &[&str] = &[
     "net",
-    "http",
     "mqtt",
     "i2c",
     "spi",
@@ -121,9 +123,17 @@ pub fn install(
     };
     let event_loop: Table = load(LOOP_LUA, "loop.lua")?.call((native.clone(), support.clone()))?;
     let globals = lua.globals();
-    // NodeMCU's `http` is an HTTP client with callbacks, unlike CraftOS's: a NodeMCU program
-    // must not silently get the other one. Absent, as on a firmware built without it.
-    globals.set("http", Value::Nil)?;
+    // NodeMCU's `http` is an HTTP client with callbacks, unlike CraftOS's: it replaces CraftOS's
+    // global, and is built on CraftOS's `http.request` (taken before).
+    let craftos_http: Table = globals.get("http")?;
+    let request: Function = craftos_http.get("request")?;
+    let http: Table = load(HTTP_LUA, "http.lua")?.call((
+        native.clone(),
+        support.clone(),
+        event_loop.clone(),
+        request,
+    ))?;
+    globals.set("http", http)?;
     for (source, name) in [
         (NODE_LUA, "node"),
         (TMR_LUA, "tmr"),
@@ -177,7 +187,7 @@ pub fn explain(message: &str, nodemcu: bool) -> Option<String> {
             "(NodeMCU's '{name}' module is not provided by ccserve; provided: {}, httpserver)",
             PROVIDED.join(", ")
         ))
-    } else if !nodemcu && PROVIDED.contains(&name) && name != "bit" {
+    } else if !nodemcu && PROVIDED.contains(&name) && !matches!(name, "bit" | "http") {
         Some("(is this a NodeMCU program? run it with ccserve --nodemcu)".to_string())
     } else {
         None
