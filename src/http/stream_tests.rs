@@ -388,6 +388,14 @@ fn a_large_upload_is_read_piece_by_piece_in_bounded_memory() {
     let request = srv.next_request();
     let exchange = request.guard.exchange();
     let path = std::env::temp_dir().join(format!("ccserve-upload-{}", std::process::id()));
+    // Removed however the test ends (a failed one must not leave a gibibyte behind).
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = RemoveOnDrop(path.clone());
     let mut file = std::fs::File::create(&path).expect("temp file");
     let start = rss_kib();
     let mut peak = start;
