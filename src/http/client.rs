@@ -121,6 +121,23 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     })
 }
 
+/// Connects to `url` within `deadline`; for `https://` (and `wss://`), runs the TLS handshake,
+/// trusting `ca_file` beside the system's store, and returns the plain end (`crate::tls`;
+/// `stack` and `write_timeout` are its pump threads').
+pub fn open(
+    url: &Url,
+    ca_file: Option<&std::path::Path>,
+    deadline: Instant,
+    stack: usize,
+    write_timeout: Duration,
+) -> Result<std::net::TcpStream, String> {
+    let stream = crate::net::connect(&url.host, url.port, deadline)?;
+    if !url.tls {
+        return Ok(stream);
+    }
+    crate::tls::connect(stream, &url.host, ca_file, deadline, stack, write_timeout)
+}
+
 /// Starts the request on its own thread; its outcome arrives as an event.
 pub fn spawn(request: ClientRequest, events: EventSender, stack_size: usize) -> Result<(), String> {
     std::thread::Builder::new()
@@ -183,17 +200,13 @@ fn exchange(
     request: &ClientRequest,
     deadline: Instant,
 ) -> Result<ClientResponse, String> {
-    let mut stream = crate::net::connect(&url.host, url.port, deadline)?;
-    if url.tls {
-        stream = crate::tls::connect(
-            stream,
-            &url.host,
-            request.ca_file.as_deref(),
-            deadline,
-            64 * 1024,
-            request.timeout,
-        )?;
-    }
+    let mut stream = open(
+        url,
+        request.ca_file.as_deref(),
+        deadline,
+        64 * 1024,
+        request.timeout,
+    )?;
     let _ = stream.set_write_timeout(Some(request.timeout));
     let host = if url.host.contains(':') {
         format!("[{}]", url.host)

@@ -194,15 +194,11 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             // lua-http's `tls`: true, TLS only; false, plain only; nil, both on one port told
             // apart by the first byte (plain only when ccserve has no certificate).
             let tls = match opt_bool(&opts, "tls")? {
-                Some(true) => Some(crate::tls::TlsListen {
-                    cert: c.tls_for_listener().map_err(Fail::Script)?,
-                    plain_too: false,
-                }),
-                Some(false) => None,
                 None => c.server_tls.clone().map(|cert| crate::tls::TlsListen {
                     cert,
                     plain_too: true,
                 }),
+                Some(_) => c.tls_option(Some(&Value::Table(opts.clone())), 1)?,
             };
             let options = ListenerOptions {
                 body_mode: BodyMode::Streamed,

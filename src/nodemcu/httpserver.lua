@@ -270,7 +270,7 @@ function server_methods:close()
     flush_dirty()
     servers[self.id] = nil
     if by_port[self.port] == self then by_port[self.port] = nil end
-    native.close(self.id)
+    stream.close(self.id)
     self.id = nil
     loop.release()
 end

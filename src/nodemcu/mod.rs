@@ -15,7 +15,7 @@ use mlua::{Function, Lua, Table, Value};
 
 use crate::craftos::args::{self, native, nothing, values};
 use crate::craftos::{Api, Context};
-use crate::http::listener::{remove_listener, BodyMode, Listener, ListenerOptions};
+use crate::http::listener::{BodyMode, Listener, ListenerOptions};
 use crate::luahttp::server::{with_stream, Stream};
 
 /// The event requests to `httpserver` servers arrive as (internal: `httpserver.lua` takes it).
@@ -199,7 +199,8 @@ fn install_natives(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result
     native_tbl.set("request_event", REQUEST_EVENT)?;
     native_tbl.set("bind_ip", ctx.config.bind.to_string())?;
     let c = ctx.clone();
-    // listen(port, options) -> listener id, bound port | nil, message
+    // listen(port, options) -> listener id, bound port | nil, message. Its listener is among
+    // `stream_listeners`, so the stream natives' `close(id)` (lua-http's) stops it.
     native_tbl.set(
         "listen",
         native(lua, move |lua, args| {
@@ -240,17 +241,6 @@ fn install_natives(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result
                     ))?),
                 ])),
             }
-        })?,
-    )?;
-
-    let open = ctx.stream_listeners.clone();
-    native_tbl.set(
-        "close",
-        native(lua, move |lua, args| {
-            if let Ok(id) = u64::try_from(args::integer(lua, args, 1)?) {
-                remove_listener(&open, id);
-            }
-            Ok(nothing())
         })?,
     )?;
 

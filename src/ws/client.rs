@@ -66,17 +66,13 @@ fn connect(
     events: &EventSender,
 ) -> Result<(), String> {
     let deadline = Instant::now() + config.client_timeout;
-    let mut stream = crate::net::connect(&target.host, target.port, deadline)?;
-    if target.tls {
-        stream = crate::tls::connect(
-            stream,
-            &target.host,
-            config.ca_file.as_deref(),
-            deadline,
-            config.thread_stack_size,
-            config.write_timeout,
-        )?;
-    }
+    let stream = crate::http::client::open(
+        target,
+        config.ca_file.as_deref(),
+        deadline,
+        config.thread_stack_size,
+        config.write_timeout,
+    )?;
     let _ = stream.set_write_timeout(Some(config.write_timeout));
     let limits = Limits::of(config);
     let pending = connection::start_writer(&stream, id, Role::Client, limits, events.owe())
