@@ -309,6 +309,8 @@ impl PartWriter {
             keep_alive: self.opts.keep_alive && keep_alive && !wants_close(&head.headers),
             ..self.opts
         };
+        // One allocation for a small head (growing from empty took five).
+        self.buf.reserve(256);
         let (wire, keep_alive) = encode_head(
             &mut self.buf,
             head.status,

@@ -119,13 +119,15 @@ local function step_task(task, values)
         return false, request, task
     end
     if request == FINISHED or status(task.co) == "dead" then
+        local cq = task.cq
         tasks[task.co] = nil
-        task.cq.n = task.cq.n - 1
+        cq.n = cq.n - 1
         if request == FINISHED and n_idle_runners < MAX_IDLE_RUNNERS then
+            -- The runner and its task table serve the next `wrap`.
             n_idle_runners = n_idle_runners + 1
-            idle_runners[n_idle_runners] = task.co
+            idle_runners[n_idle_runners] = task
         end
-        if task.cq.n == 0 and task.cq.idle then task.cq.idle:signal() end
+        if cq.n == 0 and cq.idle then cq.idle:signal() end
         return true
     end
     if getmetatable(request) == WAIT then
@@ -312,15 +314,19 @@ end
 -- Runs `f(...)` as a coroutine of this controller (it starts at the next step).
 function controller:wrap(f, ...)
     assert(type(f) == "function", "bad argument #1 to 'wrap' (function expected)")
-    local co
+    local task
     if n_idle_runners > 0 then
-        co = idle_runners[n_idle_runners]
+        task = idle_runners[n_idle_runners]
         idle_runners[n_idle_runners] = nil
         n_idle_runners = n_idle_runners - 1
+        task.cq = self
     else
-        co = create(runner_body)
+        task = { co = create(runner_body), cq = self }
     end
-    return manage(self, co, pack(f, ...))
+    tasks[task.co] = task
+    self.n = self.n + 1
+    schedule(task, pack(f, ...))
+    return self
 end
 
 -- Manages the coroutine `co` (it starts at the next step).

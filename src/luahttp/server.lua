@@ -96,13 +96,15 @@ cqueues._after_yield(function()
     n_deferred = 0
 end)
 
-local function new_stream(server, ud, id)
-    local fields, minor, conn_id, has_body, p1, p2, p3, l1, l2, l3 = info(ud)
-    if fields == ERR then error(minor, 2) end
+-- `info`'s results: the request's version, its connection, whether it has a body, and its
+-- `count` fields as name, value, never_index triples (laid out as `http.headers` keeps them).
+local function new_stream_with(server, ud, id, minor, conn_id, has_body, count, ...)
+    if minor == ERR then error(conn_id, 3) end
     local conn = connections[conn_id]
     if not conn then
         -- lua-http's connection says 1.1 whatever the request's version (the stream has it),
         -- unless the server is pinned to 1.0.
+        local p1, p2, p3, l1, l2, l3 = native.names(ud)
         conn = setmetatable({
             version = server.version == 1.0 and 1.0 or 1.1,
             peer = { p1, p2, p3, n = p1 == 0 and 1 or 3 },
@@ -115,15 +117,16 @@ local function new_stream(server, ud, id)
         connections[conn_id] = conn
     end
     conn._streams = conn._streams + 1
+    -- The request line as pseudo-headers, then the fields in order, names in lower case, `Host`
+    -- as `:authority`.
+    local fields = setmetatable({ _count = count, ... }, headers_mt)
     return setmetatable({
         server = server,
         connection = conn,
         ud = ud,
         id = id,
         peer_version = minor == 0 and 1.0 or 1.1,
-        -- The request line as pseudo-headers, then the fields in order, names in lower case,
-        -- `Host` as `:authority` (laid out by the native half as `http.headers` keeps them).
-        request_headers = setmetatable(fields, headers_mt),
+        request_headers = fields,
         headers_read = false,
         -- A request without a body has all of it already.
         body_done = not has_body,
@@ -132,6 +135,10 @@ local function new_stream(server, ud, id)
         full = false,
         state = has_body and "open" or "half closed (remote)",
     }, stream_mt)
+end
+
+local function new_stream(server, ud, id)
+    return new_stream_with(server, ud, id, info(ud))
 end
 
 -- The stream's handler has finished; its connection object goes once the connection has closed.
@@ -312,15 +319,33 @@ end
 local TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
 -- Header names already checked against TOKEN (a script uses the same few over and over).
 local valid_names = {}
+-- Header values already checked (the same few come back; at most 256 are kept).
+local valid_values, n_valid_values = {}, 0
 -- `:status` values already checked, with their codes (there are at most 900).
 local status_codes = {}
+
+-- The response's fields as name, value, name, value, ... while `write_headers` gathers them
+-- (one table for every response, emptied after each).
+local scratch = {}
+local concat = table.concat
+
+local function scratch_clear(count)
+    for i = 1, count do scratch[i] = nil end
+end
 
 -- Sends the response head. `headers` must have `:status`; `end_stream` ends the response with
 -- it. A `content-length` fixes the body's length (it must then match); without one the body
 -- is chunked (HTTP/1.1) or ends when the connection closes (HTTP/1.0).
 function stream_methods:write_headers(headers, end_stream, timeout)
     assert(headers ~= nil, "bad argument #1 to 'write_headers' (headers expected)")
-    local status = headers:get(":status")
+    local fields = getmetatable(headers) == headers_mt and headers
+    -- `:status` is nearly always the first field of one of ours.
+    local status
+    if fields and fields[1] == ":status" then
+        status = fields[2]
+    else
+        status = headers:get(":status")
+    end
     local code = status_codes[status]
     if not code then
         if type(status) ~= "string" or not status:match("^%d%d%d$") then
@@ -339,8 +364,7 @@ function stream_methods:write_headers(headers, end_stream, timeout)
     local deadline = timeout and monotime() + timeout
     local ok, err, n = wait_room(self, deadline)
     if not ok then return nil, err, n end
-    local list, length, count = {}, nil, 0
-    local fields = getmetatable(headers) == headers_mt and headers
+    local length, count = nil, 0
     for i = 1, fields and fields._count or math.huge do
         local name, value
         if fields then
@@ -350,22 +374,31 @@ function stream_methods:write_headers(headers, end_stream, timeout)
             name, value = headers:geti(i)
             if name == nil then break end
         end
-        if name:byte(1) ~= 58 then -- not a pseudo-header (':')
+        if valid_names[name] or name:byte(1) ~= 58 then -- not a pseudo-header (':')
             if not valid_names[name] then
                 if not name:find(TOKEN) then
+                    scratch_clear(count)
                     error(("write_headers: invalid header name %q"):format(name), 2)
                 end
                 valid_names[name] = true
             end
-            if value:find("[\r\n\0]") then
-                error(("write_headers: invalid value for header %q: it contains CR, LF or NUL")
-                    :format(name), 2)
+            if not valid_values[value] then
+                if value:find("[\r\n\0]") then
+                    scratch_clear(count)
+                    error(("write_headers: invalid value for header %q: it contains CR, LF or NUL")
+                        :format(name), 2)
+                end
+                if n_valid_values >= 256 then valid_values, n_valid_values = {}, 0 end
+                valid_values[value], n_valid_values = true, n_valid_values + 1
             end
             if name == "content-length" then length = tonumber(value) end
-            list[count + 1], list[count + 2] = name, value
+            scratch[count + 1], scratch[count + 2] = name, value
             count = count + 2
         end
     end
+    -- The fields cross into the native half as one string, NUL between names and values.
+    local list = concat(scratch, "\0", 1, count)
+    scratch_clear(count)
     if code == 100 then
         return pushed(self, native.head(self.ud, 100, list))
     end

@@ -286,23 +286,26 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         })?,
     )?;
 
-    // info(stream) -> fields, minor version, connection id, has body, peer family, ip, port,
-    // local family, ip, port. `fields` is laid out as an `http.headers`
-    // object stores them (name, value, never_index per field; `_count`): the request line as
-    // pseudo-headers, then the fields in order, names in lower case, `Host` as `:authority`.
+    // info(stream) -> minor version, connection id, has body, field count, then each field as
+    // name, value, never_index: the request line as pseudo-headers, then the fields in order,
+    // names in lower case, `Host` as `:authority` (the Lua half packs them into an
+    // `http.headers` object with one table constructor).
     native_tbl.set(
         "info",
         native(lua, |lua, args| {
             with_stream(args, |s| {
                 let r = &s.request;
-                let fields = lua.create_table_with_capacity(3 * (r.headers.len() + 4), 1)?;
-                let mut count = 0;
+                let mut out = Vec::with_capacity(4 + 3 * (r.headers.len() + 3));
+                out.extend([
+                    Value::Integer(mlua::Integer::from(r.minor_version)),
+                    args::int_value(r.connection as i64),
+                    Value::Boolean(false),
+                    Value::Integer(0),
+                ]);
                 let mut push = |name: &[u8], value: &[u8], never: bool| -> mlua::Result<()> {
-                    let at = 3 * count;
-                    fields.raw_set(at + 1, lua.create_string(name)?)?;
-                    fields.raw_set(at + 2, lua.create_string(value)?)?;
-                    fields.raw_set(at + 3, never)?;
-                    count += 1;
+                    out.push(Value::String(lua.create_string(name)?));
+                    out.push(Value::String(lua.create_string(value)?));
+                    out.push(Value::Boolean(never));
                     Ok(())
                 };
                 push(b":method", r.method.as_bytes(), false)?;
@@ -336,15 +339,21 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                     );
                     push(&lower, value, never)?;
                 }
-                fields.raw_set("_count", count)?;
-                let mut out = vec![
-                    Value::Table(fields),
-                    Value::Integer(mlua::Integer::from(r.minor_version)),
-                    args::int_value(r.connection as i64),
-                    Value::Boolean(has_body),
-                ];
-                out.extend(name_values(lua, r.peer)?);
-                out.extend(name_values(lua, r.local)?);
+                out[2] = Value::Boolean(has_body);
+                out[3] = Value::Integer(((out.len() - 4) / 3) as mlua::Integer);
+                Ok(values(out))
+            })
+        })?,
+    )?;
+
+    // names(stream) -> peer family, ip, port, local family, ip, port (asked once per
+    // connection: the Lua half keeps them in its connection object).
+    native_tbl.set(
+        "names",
+        native(lua, |lua, args| {
+            with_stream(args, |s| {
+                let mut out = name_values(lua, s.request.peer)?;
+                out.extend(name_values(lua, s.request.local)?);
                 Ok(values(out))
             })
         })?,
@@ -392,11 +401,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
             let Ok(status) = u16::try_from(status).map(|s| s.clamp(100, 999)) else {
                 return Err(args::bad_arg(2, "status out of range"));
             };
-            let list = match args.get(2) {
-                Some(Value::Table(t)) => t.clone(),
-                _ => return Err(args::bad_type(args, 3, "table")),
-            };
-            let headers = header_list(&list)?;
+            let headers = header_list(args, 3)?;
             let length = args::opt_number(lua, args, 4)?.map(|n| n as u64);
             with_stream(args, |s| {
                 let part = if status == 100 {
@@ -424,11 +429,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
                 .ok()
                 .filter(|s| (101..=999).contains(s))
                 .ok_or_else(|| args::bad_arg(2, "status out of range"))?;
-            let list = match args.get(2) {
-                Some(Value::Table(t)) => t.clone(),
-                _ => return Err(args::bad_type(args, 3, "table")),
-            };
-            let headers = header_list(&list)?;
+            let headers = header_list(args, 3)?;
             let length = args::opt_number(lua, args, 4)?.map(|n| n as u64);
             let data = args::opt_bytes(lua, args, 5)?.unwrap_or_default();
             let end = args::truthy(args, 6);
@@ -486,11 +487,7 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
     native_tbl.set(
         "websocket",
         native(lua, move |lua, args| {
-            let list = match args.get(1) {
-                Some(Value::Table(t)) => t.clone(),
-                _ => return Err(args::bad_type(args, 2, "table")),
-            };
-            let headers = header_list(&list)?;
+            let headers = header_list(args, 2)?;
             let events = c.sender.clone();
             let limits = Limits::of(&c.config);
             with_stream(args, |s| {
@@ -514,30 +511,57 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
     Ok(())
 }
 
-/// Header fields from a flat list `{name, value, name, value, ...}` (built by `server.lua`
-/// from a headers object, pseudo-headers removed).
-fn header_list(list: &Table) -> NResult<Vec<(String, Vec<u8>)>> {
+/// Header fields from argument `i`: a flat list `{name, value, name, value, ...}`, or the same
+/// joined into one string with NUL between the names and values (`server.lua` builds that from
+/// a headers object, pseudo-headers removed: one string crosses into Rust instead of one per
+/// name and value). A value can hold no NUL, so an odd number of pieces is an error.
+fn header_list(args: &[Value], i: usize) -> NResult<Vec<(String, Vec<u8>)>> {
     let mut headers = Vec::new();
-    for i in (1..=list.raw_len()).step_by(2) {
-        let name: mlua::LuaString = list.raw_get(i)?;
-        let value: mlua::LuaString = list.raw_get(i + 1)?;
-        let (name, value) = (name.as_bytes(), value.as_bytes());
-        if !valid_header_name(&name) {
-            return Err(Fail::Script(format!(
-                "invalid header name {:?}",
-                String::from_utf8_lossy(&name)
-            )));
+    match args.get(i - 1) {
+        Some(Value::String(joined)) => {
+            let joined = joined.as_bytes();
+            if joined.is_empty() {
+                return Ok(headers);
+            }
+            let mut pieces = joined.split(|&b| b == 0);
+            while let Some(name) = pieces.next() {
+                let Some(value) = pieces.next() else {
+                    return Err(Fail::Script(format!(
+                        "header {:?} has no value (a value cannot contain NUL)",
+                        String::from_utf8_lossy(name)
+                    )));
+                };
+                headers.push(checked_field(name, value)?);
+            }
         }
-        if !valid_header_value(&value) {
-            return Err(Fail::Script(format!(
-                "invalid value for header {:?}: it contains CR, LF or NUL",
-                String::from_utf8_lossy(&name)
-            )));
+        Some(Value::Table(list)) => {
+            for i in (1..=list.raw_len()).step_by(2) {
+                let name: mlua::LuaString = list.raw_get(i)?;
+                let value: mlua::LuaString = list.raw_get(i + 1)?;
+                headers.push(checked_field(&name.as_bytes(), &value.as_bytes())?);
+            }
         }
-        // A valid name is ASCII.
-        headers.push((String::from_utf8_lossy(&name).into_owned(), value.to_vec()));
+        _ => return Err(args::bad_type(args, i, "table")),
     }
     Ok(headers)
+}
+
+/// One response header field, checked.
+fn checked_field(name: &[u8], value: &[u8]) -> NResult<(String, Vec<u8>)> {
+    if !valid_header_name(name) {
+        return Err(Fail::Script(format!(
+            "invalid header name {:?}",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    if !valid_header_value(value) {
+        return Err(Fail::Script(format!(
+            "invalid value for header {:?}: it contains CR, LF or NUL",
+            String::from_utf8_lossy(name)
+        )));
+    }
+    // A valid name is ASCII.
+    Ok((String::from_utf8_lossy(name).into_owned(), value.to_vec()))
 }
 
 /// What a push reports to Lua: `true`, `nil` when the buffer is full, or `false, errno`.
