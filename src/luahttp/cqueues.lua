@@ -35,6 +35,8 @@ local WAIT = {}       -- metatable of wait requests
 -- Coroutines are reused: a "runner" runs the functions given to `wrap` one after the other,
 -- yielding FINISHED between them, so a server does not create a coroutine per request.
 local FINISHED = {}
+-- A task started by `_spawn` is first resumed with its fields `f`, `a`, `b` (no table packed).
+local SPAWNED = {}
 local idle_runners, n_idle_runners = {}, 0
 local MAX_IDLE_RUNNERS = 64
 
@@ -106,7 +108,11 @@ end
 -- Runs `task` with `values` (packed, or nil); returns false and the error if it raised.
 local function step_task(task, values)
     local ok, request
-    if values then
+    if values == SPAWNED then
+        local f, a, b = task.f, task.a, task.b
+        task.f, task.a, task.b = nil, nil, nil
+        ok, request = resume(task.co, f, a, b)
+    elseif values then
         ok, request = resume(task.co, unpack(values, 1, values.n))
     else
         ok, request = resume(task.co)
@@ -312,21 +318,33 @@ local function manage(cq, co, values)
 end
 
 -- Runs `f(...)` as a coroutine of this controller (it starts at the next step).
-function controller:wrap(f, ...)
-    assert(type(f) == "function", "bad argument #1 to 'wrap' (function expected)")
+-- A runner and its task for the controller `cq` (an idle one when there is one).
+local function runner_task(cq)
     local task
     if n_idle_runners > 0 then
         task = idle_runners[n_idle_runners]
         idle_runners[n_idle_runners] = nil
         n_idle_runners = n_idle_runners - 1
-        task.cq = self
+        task.cq = cq
     else
-        task = { co = create(runner_body), cq = self }
+        task = { co = create(runner_body), cq = cq }
     end
     tasks[task.co] = task
-    self.n = self.n + 1
-    schedule(task, pack(f, ...))
+    cq.n = cq.n + 1
+    return task
+end
+
+function controller:wrap(f, ...)
+    assert(type(f) == "function", "bad argument #1 to 'wrap' (function expected)")
+    schedule(runner_task(self), pack(f, ...))
     return self
+end
+
+-- Internal, for http.server: `cq:wrap(f, a, b)` for the function of every request.
+function cqueues._spawn(cq, f, a, b)
+    local task = runner_task(cq)
+    task.f, task.a, task.b = f, a, b
+    schedule(task, SPAWNED)
 end
 
 -- Manages the coroutine `co` (it starts at the next step).

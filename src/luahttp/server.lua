@@ -21,6 +21,7 @@ local new_headers, headers_mt = http_headers.new, http_headers.mt
 
 local monotime = cqueues.monotime
 local wait_stream = cqueues._wait_stream
+local spawn = cqueues._spawn
 
 -- Result helpers --------------------------------------------------------------------------------
 
@@ -96,10 +97,10 @@ cqueues._after_yield(function()
     n_deferred = 0
 end)
 
--- `info`'s results: the request's version, its connection, whether it has a body, and its
--- `count` fields as name, value, never_index triples (laid out as `http.headers` keeps them).
-local function new_stream_with(server, ud, id, minor, conn_id, has_body, count, ...)
-    if minor == ERR then error(conn_id, 3) end
+-- `info`'s results: the request's fields (laid out as `http.headers` keeps them), its version,
+-- its connection, whether it has a body.
+local function new_stream_with(server, ud, id, fields, minor, conn_id, has_body)
+    if fields == ERR then error(minor, 3) end
     local conn = connections[conn_id]
     if not conn then
         -- lua-http's connection says 1.1 whatever the request's version (the stream has it),
@@ -119,7 +120,7 @@ local function new_stream_with(server, ud, id, minor, conn_id, has_body, count, 
     conn._streams = conn._streams + 1
     -- The request line as pseudo-headers, then the fields in order, names in lower case, `Host`
     -- as `:authority`.
-    local fields = setmetatable({ _count = count, ... }, headers_mt)
+    setmetatable(fields, headers_mt)
     return setmetatable({
         server = server,
         connection = conn,
@@ -509,8 +510,8 @@ end
 -- Finishes the stream as lua-http does after a handler: `503` if no response was started; a
 -- response left unfinished is cut off. The request body left unread is not needed.
 function stream_methods:shutdown()
-    flush_head(self)
-    self:finish_response()
+    if self.head_code then flush_head(self) end
+    if self.end_held then self:finish_response() end
     if self.state ~= "closed" then
         -- A complete response needs nothing more; otherwise `503`, or the response is cut.
         if not self.ended then native.shutdown(self.ud) end
@@ -587,7 +588,7 @@ local function accept_loop(server)
         local stream = next_pending(server)
         if stream then
             stream.connection._fresh = false
-            server.cq:wrap(handle_stream, server, stream)
+            spawn(server.cq, handle_stream, server, stream)
         else
             server.arrived:wait()
         end
@@ -613,7 +614,7 @@ cqueues._on(native.stream_event, function(server_id, ud, id)
         -- The common case: start its handler at once (the accept coroutine handles a backlog
         -- and pauses).
         stream.connection._fresh = false
-        server.cq:wrap(handle_stream, server, stream)
+        spawn(server.cq, handle_stream, server, stream)
         return
     end
     server.pending[#server.pending + 1] = stream
