@@ -83,11 +83,19 @@ end
 
 --- Adds a field at the end.
 function methods:append(name, value, never_index)
-    check_name("append", name)
-    value = check_value("append", value)
-    local j = 3 * self._count
-    self[j + 1], self[j + 2], self[j + 3] = name, value, flag_for(name, never_index)
-    self._count = self._count + 1
+    -- The checks and the flag inline (one of the hottest calls of a lua-http handler).
+    if type(name) ~= "string" then check_name("append", name) end
+    if type(value) ~= "string" then value = check_value("append", value) end
+    local flag
+    if never_index == nil then
+        flag = secret[name] or false
+    else
+        flag = not not never_index
+    end
+    local count = self._count
+    local j = 3 * count
+    self[j + 1], self[j + 2], self[j + 3] = name, value, flag
+    self._count = count + 1
 end
 
 --- Iterator over every field in order: name, value, never_index.

@@ -325,15 +325,6 @@ local valid_values, n_valid_values = {}, 0
 -- `:status` values already checked, with their codes (there are at most 900).
 local status_codes = {}
 
--- The response's fields as name, value, name, value, ... while `write_headers` gathers them
--- (one table for every response, emptied after each).
-local scratch = {}
-local concat = table.concat
-
-local function scratch_clear(count)
-    for i = 1, count do scratch[i] = nil end
-end
-
 -- Sends the response head. `headers` must have `:status`; `end_stream` ends the response with
 -- it. A `content-length` fixes the body's length (it must then match); without one the body
 -- is chunked (HTTP/1.1) or ends when the connection closes (HTTP/1.0).
@@ -365,7 +356,7 @@ function stream_methods:write_headers(headers, end_stream, timeout)
     local deadline = timeout and monotime() + timeout
     local ok, err, n = wait_room(self, deadline)
     if not ok then return nil, err, n end
-    local length, count = nil, 0
+    local length, list = nil, nil
     for i = 1, fields and fields._count or math.huge do
         local name, value
         if fields then
@@ -378,14 +369,12 @@ function stream_methods:write_headers(headers, end_stream, timeout)
         if valid_names[name] or name:byte(1) ~= 58 then -- not a pseudo-header (':')
             if not valid_names[name] then
                 if not name:find(TOKEN) then
-                    scratch_clear(count)
                     error(("write_headers: invalid header name %q"):format(name), 2)
                 end
                 valid_names[name] = true
             end
             if not valid_values[value] then
                 if value:find("[\r\n\0]") then
-                    scratch_clear(count)
                     error(("write_headers: invalid value for header %q: it contains CR, LF or NUL")
                         :format(name), 2)
                 end
@@ -393,13 +382,16 @@ function stream_methods:write_headers(headers, end_stream, timeout)
                 valid_values[value], n_valid_values = true, n_valid_values + 1
             end
             if name == "content-length" then length = tonumber(value) end
-            scratch[count + 1], scratch[count + 2] = name, value
-            count = count + 2
+            -- The fields cross into the native half as one string, NUL between names and
+            -- values (a handful of fields: joined as they come).
+            if list then
+                list = list .. "\0" .. name .. "\0" .. value
+            else
+                list = name .. "\0" .. value
+            end
         end
     end
-    -- The fields cross into the native half as one string, NUL between names and values.
-    local list = concat(scratch, "\0", 1, count)
-    scratch_clear(count)
+    list = list or ""
     if code == 100 then
         return pushed(self, native.head(self.ud, 100, list))
     end
