@@ -29,16 +29,22 @@
 
 #![warn(missing_docs)]
 
-/// The embedded copy of a Lua source under `src/` (`build.rs` shrinks it: no comments or
-/// indentation, same line numbers).
+/// The embedded copy of a Lua source under `src/`, as an [`embedded::EmbeddedLua`] (`build.rs`
+/// shrinks it, with no comments or indentation and the same line numbers, and deflates it).
 macro_rules! embedded_lua {
     ($path:literal) => {
-        include_str!(concat!(env!("OUT_DIR"), "/lua/", $path))
+        crate::embedded::EmbeddedLua(include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/lua/",
+            $path,
+            ".z"
+        )))
     };
 }
 
 mod config;
 mod craftos;
+mod embedded;
 mod error;
 mod event;
 mod event_loop;

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::embedded::EmbeddedLua;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use crate::config::Config;
@@ -25,14 +26,14 @@ use crate::event_loop::{Queued, Scheduler};
 use crate::http::listener::{Listener, ResponseTracker};
 use handles::{ClientHandle, ServerExchange};
 
-const PRELUDE_LUA: &str = embedded_lua!("craftos/prelude.lua");
-const OS_LUA: &str = embedded_lua!("craftos/os.lua");
-const HTTP_LUA: &str = embedded_lua!("craftos/http.lua");
-const PARALLEL_LUA: &str = embedded_lua!("craftos/parallel.lua");
-const WEBSOCKET_LUA: &str = embedded_lua!("craftos/websocket.lua");
-const TEXTUTILS_LUA: &str = embedded_lua!("craftos/textutils.lua");
-const FS_LUA: &str = embedded_lua!("craftos/fs.lua");
-const SYSTEM_LUA: &str = embedded_lua!("craftos/system.lua");
+const PRELUDE_LUA: EmbeddedLua = embedded_lua!("craftos/prelude.lua");
+const OS_LUA: EmbeddedLua = embedded_lua!("craftos/os.lua");
+const HTTP_LUA: EmbeddedLua = embedded_lua!("craftos/http.lua");
+const PARALLEL_LUA: EmbeddedLua = embedded_lua!("craftos/parallel.lua");
+const WEBSOCKET_LUA: EmbeddedLua = embedded_lua!("craftos/websocket.lua");
+const TEXTUTILS_LUA: EmbeddedLua = embedded_lua!("craftos/textutils.lua");
+const FS_LUA: EmbeddedLua = embedded_lua!("craftos/fs.lua");
+const SYSTEM_LUA: EmbeddedLua = embedded_lua!("craftos/system.lua");
 
 /// What the API functions share with the runtime.
 #[derive(Clone)]
@@ -126,31 +127,31 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
     fs::install(lua, &native, ctx)?;
     system::install(lua, &native, ctx)?;
     let support: Table = lua
-        .load(PRELUDE_LUA)
+        .load(PRELUDE_LUA.source()?)
         .set_name("=ccserve/prelude.lua")
         .call(args::error_sentinel())?;
-    lua.load(OS_LUA)
+    lua.load(OS_LUA.source()?)
         .set_name("=ccserve/os.lua")
         .call::<()>((native.clone(), support.clone()))?;
-    lua.load(TEXTUTILS_LUA)
+    lua.load(TEXTUTILS_LUA.source()?)
         .set_name("=ccserve/textutils.lua")
         .call::<()>((native.clone(), support.clone()))?;
     let fs_lua: Table = lua
-        .load(FS_LUA)
+        .load(FS_LUA.source()?)
         .set_name("=ccserve/fs.lua")
         .call((native.clone(), support.clone()))?;
-    lua.load(SYSTEM_LUA)
+    lua.load(SYSTEM_LUA.source()?)
         .set_name("=ccserve/system.lua")
         .call::<()>((native.clone(), support.clone()))?;
-    lua.load(PARALLEL_LUA)
+    lua.load(PARALLEL_LUA.source()?)
         .set_name("=ccserve/parallel.lua")
         .call::<()>(())?;
     let factories: Table = lua
-        .load(HTTP_LUA)
+        .load(HTTP_LUA.source()?)
         .set_name("=ccserve/http.lua")
         .call((native.clone(), support.clone()))?;
     let ws_factories: Table = lua
-        .load(WEBSOCKET_LUA)
+        .load(WEBSOCKET_LUA.source()?)
         .set_name("=ccserve/websocket.lua")
         .call((native.clone(), support.clone()))?;
     Ok(Api {

@@ -8,14 +8,16 @@
 pub mod server;
 pub mod websocket;
 
-use mlua::{Lua, Table};
+use mlua::{Lua, MultiValue, Table};
+
+use crate::embedded::EmbeddedLua;
 
 use crate::craftos::{Api, Context};
 
 /// The built-in modules: the name scripts `require`, and the source. Each chunk receives
 /// `(native, support, craftos_native)` and returns the module (the pure-Lua ones, `http.headers`
 /// and `http.util`, ignore them).
-const MODULES: &[(&str, &str)] = &[
+const MODULES: &[(&str, EmbeddedLua)] = &[
     ("http.version", embedded_lua!("luahttp/version.lua")),
     ("http.headers", embedded_lua!("luahttp/headers.lua")),
     ("http.util", embedded_lua!("luahttp/util.lua")),
@@ -40,25 +42,24 @@ pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<Table> {
     native.set("websocket_event", crate::ws::STREAM_WEBSOCKET)?;
     let package: Table = lua.globals().get("package")?;
     let preload: Table = package.get("preload")?;
-    let bind = lua
-        .load(
-            "local chunk, native, support, craftos = ...\n\
-             return function(...) return chunk(native, support, craftos, ...) end",
-        )
-        .set_name("=ccserve/luahttp")
-        .into_function()?;
-    for (name, source) in MODULES {
-        let chunk = lua
-            .load(*source)
-            .set_name(format!("=ccserve/{name}"))
-            .into_function()?;
-        let loader: mlua::Function = bind.call((
-            chunk,
-            native.clone(),
-            api.support.clone(),
-            api.native.clone(),
-        ))?;
-        preload.set(*name, loader)?;
+    // A module is inflated and compiled by its first `require`: a script that uses none of them
+    // (a CraftOS or NodeMCU one) pays nothing for them at start or in memory.
+    for &(name, source) in MODULES {
+        let (native, support, craftos) = (native.clone(), api.support.clone(), api.native.clone());
+        let loader = lua.create_function(move |lua, args: MultiValue| {
+            let chunk = lua
+                .load(source.source()?)
+                .set_name(format!("=ccserve/{name}"))
+                .into_function()?;
+            let mut all = MultiValue::from_vec(vec![
+                mlua::Value::Table(native.clone()),
+                mlua::Value::Table(support.clone()),
+                mlua::Value::Table(craftos.clone()),
+            ]);
+            all.extend(args);
+            chunk.call::<MultiValue>(all)
+        })?;
+        preload.set(name, loader)?;
     }
     Ok(native)
 }

@@ -11,6 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use crate::embedded::EmbeddedLua;
 use mlua::{Function, Lua, Table, Value};
 
 use crate::craftos::args::{self, native, nothing, values};
@@ -21,14 +22,14 @@ use crate::luahttp::server::{with_stream, Stream};
 /// The event requests to `httpserver` servers arrive as (internal: `httpserver.lua` takes it).
 pub const REQUEST_EVENT: &str = "ccserve_nodemcu_request";
 
-const LOOP_LUA: &str = embedded_lua!("nodemcu/loop.lua");
-const NODE_LUA: &str = embedded_lua!("nodemcu/node.lua");
-const TMR_LUA: &str = embedded_lua!("nodemcu/tmr.lua");
-const FILE_LUA: &str = embedded_lua!("nodemcu/file.lua");
-const SJSON_LUA: &str = embedded_lua!("nodemcu/sjson.lua");
-const BOARD_LUA: &str = embedded_lua!("nodemcu/board.lua");
-const HTTPSERVER_LUA: &str = embedded_lua!("nodemcu/httpserver.lua");
-const HTTP_LUA: &str = embedded_lua!("nodemcu/http.lua");
+const LOOP_LUA: EmbeddedLua = embedded_lua!("nodemcu/loop.lua");
+const NODE_LUA: EmbeddedLua = embedded_lua!("nodemcu/node.lua");
+const TMR_LUA: EmbeddedLua = embedded_lua!("nodemcu/tmr.lua");
+const FILE_LUA: EmbeddedLua = embedded_lua!("nodemcu/file.lua");
+const SJSON_LUA: EmbeddedLua = embedded_lua!("nodemcu/sjson.lua");
+const BOARD_LUA: EmbeddedLua = embedded_lua!("nodemcu/board.lua");
+const HTTPSERVER_LUA: EmbeddedLua = embedded_lua!("nodemcu/httpserver.lua");
+const HTTP_LUA: EmbeddedLua = embedded_lua!("nodemcu/http.lua");
 
 /// The firmware modules ccserve provides, as globals of a NodeMCU program.
 pub const PROVIDED: &[&str] = &[
@@ -116,8 +117,8 @@ pub fn install(
     let native = lua.create_table()?;
     install_natives(lua, &native, ctx)?;
     let support = api.support.clone();
-    let load = |source: &str, name: &str| {
-        lua.load(source)
+    let load = |source: EmbeddedLua, name: &str| {
+        lua.load(source.source()?)
             .set_name(format!("=ccserve/nodemcu/{name}"))
             .into_function()
     };
