@@ -546,7 +546,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         .find(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-key"))
         .map(|(_, v)| v.clone())
         .unwrap();
-    let accept = tungstenite::handshake::derive_accept_key(&key);
+    let accept = crate::ws::handshake::accept_key(&key);
     exchange
         .push(Part::Head(ResponseHead {
             status: 101,

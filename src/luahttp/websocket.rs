@@ -28,7 +28,7 @@ pub fn install(lua: &Lua, native_tbl: &Table) -> mlua::Result<()> {
         "ws_accept_key",
         native(lua, |lua, args| {
             let key = args::string(lua, args, 1)?;
-            let accept = tungstenite::handshake::derive_accept_key(key.trim_ascii());
+            let accept = crate::ws::handshake::accept_key(key.trim_ascii());
             Ok(values(vec![Value::String(lua.create_string(accept)?)]))
         })?,
     )?;

@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::{HeaderName, HeaderValue};
-use tungstenite::protocol::Role;
+use std::io::Read;
 
+use tungstenite::protocol::Role;
+use tungstenite::WebSocket;
+
+use super::connection::Out;
 use super::connection::{self, Duplex, Limits, Link};
+use super::handshake;
 use super::{next_id, WsEvent, WsEventKind, WsOrigin};
 use crate::config::Config;
 use crate::event::{Event, EventSender};
@@ -82,37 +85,44 @@ fn connect(
     } else {
         target.host.clone()
     };
-    let mut request = format!("ws://{host}:{}{}", target.port, target.target)
-        .into_client_request()
-        .map_err(|e| format!("URL malformed: {e}"))?;
-    for (name, value) in headers {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) else {
+    let key = handshake::client_key();
+    let request = match handshake::client_request(
+        &format!("{host}:{}", target.port),
+        &target.target,
+        &key,
+        headers,
+    ) {
+        Ok(request) => request,
+        Err(e) => {
             pending.abandon();
-            return Err(format!("Invalid header '{name}'"));
-        };
-        request.headers_mut().insert(name, value);
-    }
-    let read_half = stream.try_clone().map_err(|e| e.to_string())?;
+            return Err(e);
+        }
+    };
+    let mut read_half = stream.try_clone().map_err(|e| e.to_string())?;
     let _ = read_half.set_read_timeout(Some(
         deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1)),
     ));
-    let duplex = Duplex::new(read_half, pending.out.clone());
-    let ws = match tungstenite::client::client_with_config(
-        request,
-        duplex,
-        Some(connection::ws_config(&limits)),
-    ) {
-        Ok((ws, _response)) => ws,
+    let answer = pending
+        .out
+        .send(Out::Raw(request))
+        .map_err(|_| "the connection closed".to_string())
+        .and_then(|()| read_answer(&mut read_half, &key));
+    let leftover = match answer {
+        Ok(leftover) => leftover,
         Err(e) => {
             pending.abandon();
             return Err(format!("Handshake failed: {e}"));
         }
     };
+    let duplex = Duplex::new(read_half, pending.out.clone());
+    let ws = WebSocket::from_partially_read(
+        duplex,
+        leftover,
+        Role::Client,
+        Some(connection::ws_config(&limits)),
+    );
     let _ = stream.set_read_timeout(None);
     let control = pending.control().map_err(|e| e.to_string())?;
     let connected = Event::Ws(Box::new(WsEvent {
@@ -128,4 +138,38 @@ fn connect(
     control.release();
     pending.finish();
     Ok(())
+}
+
+/// The largest opening-handshake answer a client reads.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Reads the server's answer to the opening request sent with `key` and checks it; returns the
+/// bytes read past its head (the first frames, if the server sent any at once).
+fn read_answer(read: &mut std::net::TcpStream, key: &str) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut piece = [0u8; 4096];
+    loop {
+        let n = match read.read(&mut piece) {
+            Ok(0) => return Err("the server closed the connection".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err("the server did not answer in time".into())
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        buf.extend_from_slice(&piece[..n]);
+        if let Some(end) = handshake::head_end(&buf) {
+            handshake::check_response(&buf[..end], key)?;
+            return Ok(buf.split_off(end));
+        }
+        if buf.len() > MAX_ANSWER {
+            return Err("the server's answer has no end of head within 64 KiB".into());
+        }
+    }
 }

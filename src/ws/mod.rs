@@ -8,6 +8,7 @@
 pub mod client;
 pub mod connection;
 pub mod frame;
+pub mod handshake;
 pub mod server;
 
 use std::sync::atomic::{AtomicU64, Ordering};

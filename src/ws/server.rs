@@ -314,7 +314,7 @@ fn handshake(stream: &Arc<TcpStream>, out: &Outbox, config: &Config) -> Option<V
     ) else {
         return reject(400);
     };
-    let accept = tungstenite::handshake::derive_accept_key(&key);
+    let accept = crate::ws::handshake::accept_key(&key);
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
