@@ -228,6 +228,7 @@ fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
 }
 
 /// How many malloc arenas the `ccserve` binary lets glibc create (see [`limit_malloc_arenas`]).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MALLOC_ARENAS: i32 = 2;
 
 /// Caps glibc's malloc arenas at [`MALLOC_ARENAS`], unless `MALLOC_ARENA_MAX` is set (glibc has
