@@ -489,3 +489,108 @@ fn invalid_upgrade_requests_get_400() {
     ws.send(Message::text("still serving")).unwrap();
     assert_eq!(read_data(&mut ws), Message::text("still serving"));
 }
+
+/// The script's WebSocket client against a hand-written server: prints how the connection
+/// went, then the first message.
+const CLIENT: &str = r#"
+local port = ...
+local ws, err = http.websocket("ws://127.0.0.1:" .. port .. "/chat?room=1", { ["X-Token"] = "abc" })
+print("OPEN " .. tostring(ws and true) .. " " .. tostring(err))
+if ws then
+    print("MSG " .. tostring(ws.receive(5)))
+    ws.close()
+end
+"#;
+
+/// Accepts one connection on `listener`, reads the opening request's head, and answers with
+/// `answer(key)` (the key the client sent); returns the head it read.
+fn hand_written_server(
+    listener: std::net::TcpListener,
+    answer: impl FnOnce(&str) -> Vec<u8> + Send + 'static,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                s.read(&mut byte).unwrap(),
+                1,
+                "the request head ended early"
+            );
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("a Sec-WebSocket-Key")
+            .to_string();
+        s.write_all(&answer(&key)).unwrap();
+        // Wait for the client's close (or its going away) before dropping the socket.
+        let mut rest = [0u8; 256];
+        let _ = s.read(&mut rest);
+        head
+    })
+}
+
+/// The client sends a well-formed opening request with the script's headers, checks the
+/// server's accept key with an implementation not its own (tungstenite's), and keeps the frame
+/// that arrived in the same segment as the `101` head.
+#[test]
+fn client_handshake_keeps_a_frame_sent_with_the_101() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server_thread = hand_written_server(listener, |key| {
+        let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend_from_slice(b"\x81\x05first"); // an unmasked text frame, in the same write
+        out
+    });
+    let server = Server::spawn(CLIENT, &[], &[&port]);
+    server.expect_line("OPEN true nil");
+    server.expect_line("MSG first");
+    let head = server_thread.join().unwrap();
+    assert!(head.starts_with("GET /chat?room=1 HTTP/1.1\r\n"), "{head}");
+    for field in [
+        format!("Host: 127.0.0.1:{port}\r\n"),
+        "Upgrade: websocket\r\n".into(),
+        "Connection: Upgrade\r\n".into(),
+        "Sec-WebSocket-Version: 13\r\n".into(),
+        "X-Token: abc\r\n".into(),
+    ] {
+        assert!(head.contains(&field), "{field:?} missing from {head}");
+    }
+}
+
+/// A server whose accept key is wrong, or which does not switch protocols, fails the
+/// connection with a message saying which.
+#[test]
+fn client_handshake_refuses_wrong_answers() {
+    for (answer, message) in [
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            "OPEN false Handshake failed: the server's Sec-WebSocket-Accept does not match the \
+             key sent",
+        ),
+        (
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+            "OPEN false Handshake failed: the server answered 403 Forbidden instead of \
+             switching to WebSocket",
+        ),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        let server_thread = hand_written_server(listener, move |_| answer.as_bytes().to_vec());
+        let server = Server::spawn(CLIENT, &[], &[&port]);
+        server.expect_line(message);
+        drop(server);
+        server_thread.join().unwrap();
+    }
+}
