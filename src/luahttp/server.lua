@@ -11,7 +11,7 @@ for name, f in pairs(raw_native) do
     native[name] = type(f) == "function" and support.wrap(f) or f
 end
 local ERR = support.ERR
-local info, respond, push_data = raw_native.info, raw_native.respond, raw_native.data
+local respond, push_data = raw_native.respond, raw_native.data
 
 local cqueues = require("cqueues")
 local cc = require("cqueues.condition")
@@ -97,10 +97,9 @@ cqueues._after_yield(function()
     n_deferred = 0
 end)
 
--- `info`'s results: the request's fields (laid out as `http.headers` keeps them), its version,
--- its connection, whether it has a body.
-local function new_stream_with(server, ud, id, fields, minor, conn_id, has_body)
-    if fields == ERR then error(minor, 3) end
+-- A stream for the request `ud` (exchange `id`) with the event's values: the request's fields
+-- (laid out as `http.headers` keeps them), its version, its connection, whether it has a body.
+local function new_stream(server, ud, id, fields, minor, conn_id, has_body)
     local conn = connections[conn_id]
     if not conn then
         -- lua-http's connection says 1.1 whatever the request's version (the stream has it),
@@ -136,10 +135,6 @@ local function new_stream_with(server, ud, id, fields, minor, conn_id, has_body)
         full = false,
         state = has_body and "open" or "half closed (remote)",
     }, stream_mt)
-end
-
-local function new_stream(server, ud, id)
-    return new_stream_with(server, ud, id, info(ud))
 end
 
 -- The stream's handler has finished; its connection object goes once the connection has closed.
@@ -595,13 +590,13 @@ end
 
 -- New streams arrive as internal events: each starts its handler, through the server's accept
 -- coroutine when it must wait (paused, or behind others).
-cqueues._on(native.stream_event, function(server_id, ud, id)
+cqueues._on(native.stream_event, function(server_id, ud, id, fields, minor, conn_id, has_body)
     local server = servers[server_id]
     if not server or not server.id then
         native.shutdown(ud)
         return
     end
-    local stream = new_stream(server, ud, id)
+    local stream = new_stream(server, ud, id, fields, minor, conn_id, has_body)
     if #server.pending == 0 and not server.paused then
         -- The common case: start its handler at once (the accept coroutine handles a backlog
         -- and pauses).
