@@ -1,6 +1,7 @@
 //! The Lua halves of the APIs, embedded in the binary deflated (see `build.rs`), and inflated
-//! when they are loaded. A Raspberry Pi build is about 95 KB smaller for it; inflating all of them
-//! takes well under a millisecond.
+//! when they are loaded: 140 KB of Lua take 43 KB of the binary. Inflating the
+//! CraftOS and lua-http halves (100 KB) takes 3.4 million instructions (callgrind), a small
+//! fraction of compiling them.
 
 /// One deflated Lua source (made by [`embedded_lua!`](crate)).
 #[derive(Clone, Copy)]
