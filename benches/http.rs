@@ -19,7 +19,7 @@ mod common;
 
 use common::baseline::TinyHttp as Baseline;
 use common::wrk::{run_wrk, WrkResult};
-use common::{median, thousands, Ccserve};
+use common::{median, ms, thousands, Ccserve};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -32,10 +32,6 @@ fn check_hello(port: u16, who: &str) {
         response.starts_with("HTTP/1.1 200") && response.ends_with("Hello, world!\n"),
         "{who}: unexpected response to GET /:\n{response}"
     );
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
 }
 
 fn main() {

@@ -34,9 +34,9 @@
 mod common;
 
 use common::process::{probe_luahttp, PeerProcess, LUA};
-use common::wrk::{run_wrk, WrkResult};
+use common::wrk::{row_cells, WrkSample};
 use common::ws_client::{concurrent, sequential, Run, CLIENTS, CLIENT_MESSAGES, WARMUP};
-use common::{median_duration, median_of, per_round, ratio, thousands, Ccserve};
+use common::{median_duration, median_of, ms, per_round, ratio, thousands, us, Ccserve};
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Command;
@@ -166,28 +166,9 @@ impl<T> Contender<T> {
     }
 }
 
-/// One wrk run and the server's CPU time over it.
-#[derive(Clone, Debug)]
-struct HttpSample {
-    wrk: WrkResult,
-    cpu_per_request: Duration,
-}
-
 /// Runs wrk against `server`, measuring its CPU time over the run.
-fn http_sample(server: &Server, connections: u32, seconds: u64) -> HttpSample {
-    let pid = server.pid();
-    let before = common::cpu_seconds(pid);
-    let wrk = run_wrk(
-        server.port(),
-        connections,
-        seconds,
-        &format!("/proc/{pid}/status"),
-    );
-    let cpu = common::cpu_seconds(pid) - before;
-    HttpSample {
-        cpu_per_request: Duration::from_secs_f64(cpu / wrk.requests.max(1) as f64),
-        wrk,
-    }
+fn http_sample(server: &Server, connections: u32, seconds: u64) -> WrkSample {
+    WrkSample::measure(server.pid(), server.port(), connections, seconds)
 }
 
 /// One WebSocket workload and the server's CPU time over it.
@@ -247,14 +228,6 @@ fn stderr_note(md: &mut String, part: &str, script: &str, (lines, first): (usize
     };
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
-}
-
 fn main() {
     common::wrk::require();
     let seconds = common::env_knob("CCSERVE_BENCH_SECONDS", 5);
@@ -279,7 +252,7 @@ fn main() {
         check_hello(server.port()).map_err(|e| format!("{LUA} {LUAHTTP_HELLO}: {e}"))?;
         Ok(server)
     });
-    let mut http: [Contender<HttpSample>; 3] = [
+    let mut http: [Contender<WrkSample>; 3] = [
         Contender::new(
             "ccserve, lua-http API (`luahttp_hello.lua`)",
             Ok(Server::Ccserve(ccserve_luahttp)),
@@ -305,16 +278,16 @@ fn main() {
                 let label = contender.label;
                 match (contender.missing(), contender.results[c].get(round)) {
                     (None, Some(s)) => eprintln!(
-                        "c={connections} round {}/{rounds} {label}: {:>9} req/s, p50 {} ms, p99 {} ms, CPU {} µs/req, peak threads {}, non-2xx {}",
-                        round + 1,
-                        thousands(s.wrk.requests_per_sec),
-                        ms(s.wrk.p50),
-                        ms(s.wrk.p99),
-                        us(s.cpu_per_request),
-                        s.wrk.peak_threads,
-                        s.wrk.non_2xx,
+                        "{}",
+                        s.progress(&format!(
+                            "c={connections} round {}/{rounds} {label}",
+                            round + 1
+                        ))
                     ),
-                    (Some(why), _) => eprintln!("c={connections} round {}/{rounds} {label}: missing ({why})", round + 1),
+                    (Some(why), _) => eprintln!(
+                        "c={connections} round {}/{rounds} {label}: missing ({why})",
+                        round + 1
+                    ),
                     (None, None) => unreachable!("a run that neither failed nor produced a result"),
                 }
             }
@@ -444,31 +417,11 @@ fn main() {
                 );
                 continue;
             }
-            let mut errors = [0u64; 4];
-            for s in v {
-                for (e, x) in errors.iter_mut().zip(s.wrk.socket_errors) {
-                    *e += x;
-                }
-            }
-            let errors = if errors == [0; 4] {
-                "0".to_string()
-            } else {
-                format!(
-                    "c{} r{} w{} t{}",
-                    errors[0], errors[1], errors[2], errors[3]
-                )
-            };
             let _ = writeln!(
                 md,
-                "| {connections} | {} | {} | {} | {} / {} | {} | {} | {errors} | {} |",
+                "| {connections} | {} | {} |",
                 contender.label,
-                thousands(median_of(v, |s| s.wrk.requests_per_sec)),
-                per_round(v, |s| thousands(s.wrk.requests_per_sec)),
-                ms(median_duration(v, |s| s.wrk.p50)),
-                ms(median_duration(v, |s| s.wrk.p99)),
-                us(median_duration(v, |s| s.cpu_per_request)),
-                per_round(v, |s| s.wrk.peak_threads.to_string()),
-                v.iter().map(|s| s.wrk.non_2xx).sum::<u64>(),
+                row_cells(v)
             );
         }
     }

@@ -21,10 +21,9 @@
 
 mod common;
 
-use common::wrk::{run_wrk, WrkResult};
-use common::{median_duration, median_of, per_round, ratio, thousands, Ccserve};
+use common::wrk::{row_cells, WrkSample};
+use common::{median_duration, median_of, ratio, Ccserve};
 use std::fmt::Write as _;
-use std::time::Duration;
 
 const CONNECTIONS: [u32; 3] = [1, 32, 256];
 
@@ -43,30 +42,13 @@ const SERVERS: [(&str, &str, &[&str]); 2] = [
     ),
 ];
 
-/// One wrk run and the server's CPU time over it.
-struct Sample {
-    wrk: WrkResult,
-    cpu_per_request: Duration,
-}
-
 /// Runs wrk against `server`, measuring its CPU time over the run; panics if it has exited.
-fn sample(server: &mut Ccserve, connections: u32, seconds: u64) -> Sample {
-    let pid = server.pid();
-    let before = common::cpu_seconds(pid);
-    let wrk = run_wrk(
-        server.port,
-        connections,
-        seconds,
-        &format!("/proc/{pid}/status"),
-    );
-    let cpu = common::cpu_seconds(pid) - before;
+fn sample(server: &mut Ccserve, connections: u32, seconds: u64) -> WrkSample {
+    let s = WrkSample::measure(server.pid(), server.port, connections, seconds);
     if let Some(why) = server.exited() {
         panic!("{why} during the c={connections} run");
     }
-    Sample {
-        cpu_per_request: Duration::from_secs_f64(cpu / wrk.requests.max(1) as f64),
-        wrk,
-    }
+    s
 }
 
 /// Starts ccserve on `script` with `flags` and checks one `GET /` (`Connection: close`) answers
@@ -82,14 +64,6 @@ fn start(script: &str, flags: &[&str]) -> Ccserve {
     server
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
-}
-
 fn main() {
     common::wrk::require();
     let seconds = common::env_knob("CCSERVE_BENCH_SECONDS", 5);
@@ -98,7 +72,7 @@ fn main() {
 
     let mut servers = SERVERS.map(|(_, script, flags)| start(script, flags));
     // results[server][connection count]: one sample per round.
-    let mut results: [Vec<Vec<Sample>>; 2] =
+    let mut results: [Vec<Vec<WrkSample>>; 2] =
         std::array::from_fn(|_| CONNECTIONS.iter().map(|_| Vec::new()).collect());
     for (c, &connections) in CONNECTIONS.iter().enumerate() {
         for round in 0..rounds {
@@ -106,15 +80,12 @@ fn main() {
                 let k = (round + i) % 2;
                 let s = sample(&mut servers[k], connections, seconds);
                 eprintln!(
-                    "c={connections} round {}/{rounds} {}: {:>9} req/s, p50 {} ms, p99 {} ms, CPU {} µs/req, peak threads {}, non-2xx {}",
-                    round + 1,
-                    SERVERS[k].0,
-                    thousands(s.wrk.requests_per_sec),
-                    ms(s.wrk.p50),
-                    ms(s.wrk.p99),
-                    us(s.cpu_per_request),
-                    s.wrk.peak_threads,
-                    s.wrk.non_2xx,
+                    "{}",
+                    s.progress(&format!(
+                        "c={connections} round {}/{rounds} {}",
+                        round + 1,
+                        SERVERS[k].0
+                    ))
                 );
                 results[k][c].push(s);
             }
@@ -146,27 +117,10 @@ fn main() {
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for (c, &connections) in CONNECTIONS.iter().enumerate() {
         for (k, (label, _, _)) in SERVERS.iter().enumerate() {
-            let v = &results[k][c];
-            let mut errors = [0u64; 4];
-            for s in v {
-                for (e, x) in errors.iter_mut().zip(s.wrk.socket_errors) {
-                    *e += x;
-                }
-            }
-            let errors = match errors {
-                [0, 0, 0, 0] => "0".to_string(),
-                [c, r, w, t] => format!("c{c} r{r} w{w} t{t}"),
-            };
             let _ = writeln!(
                 md,
-                "| {connections} | {label} | {} | {} | {} / {} | {} | {} | {errors} | {} |",
-                thousands(median_of(v, |s| s.wrk.requests_per_sec)),
-                per_round(v, |s| thousands(s.wrk.requests_per_sec)),
-                ms(median_duration(v, |s| s.wrk.p50)),
-                ms(median_duration(v, |s| s.wrk.p99)),
-                us(median_duration(v, |s| s.cpu_per_request)),
-                per_round(v, |s| s.wrk.peak_threads.to_string()),
-                v.iter().map(|s| s.wrk.non_2xx).sum::<u64>(),
+                "| {connections} | {label} | {} |",
+                row_cells(&results[k][c])
             );
         }
     }

@@ -67,7 +67,8 @@ use common::ws_client::{
     WARMUP,
 };
 use common::{
-    median_duration, median_of, per_round, ratio, thousands, tree_cpu_seconds, Ccserve, ThreadsCpu,
+    median_duration, median_of, ms, per_round, ratio, thousands, tree_cpu_seconds, us, Ccserve,
+    ThreadsCpu,
 };
 use std::any::Any;
 use std::fmt::Write as _;
@@ -792,14 +793,6 @@ fn start_checked(
 
 // ---------------------------------------------------------------------------------------------
 // Report helpers
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
-}
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")

@@ -65,10 +65,8 @@ fn main() {
 
 #[cfg(feature = "tls")]
 mod tls_bench {
-    use super::common::wrk::{run_wrk_url, WrkResult};
-    use super::common::{
-        self, median_duration, median_of, per_round, ratio, thousands, Ccserve, ProcStatus, WAIT,
-    };
+    use super::common::wrk::{row_cells, run_wrk_url, WrkSample};
+    use super::common::{self, median_duration, median_of, ratio, Ccserve, ProcStatus, WAIT};
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use rustls::{
@@ -620,13 +618,7 @@ mod tls_bench {
 
     // ---------------------------------------------------------------- throughput
 
-    /// One wrk run and the server's CPU time over it.
-    struct Sample {
-        wrk: WrkResult,
-        cpu_per_request: Duration,
-    }
-
-    fn sample(server: &mut dyn Server, w: &Workload, seconds: u64) -> Sample {
+    fn sample(server: &mut dyn Server, w: &Workload, seconds: u64) -> WrkSample {
         let pid = server.pid();
         let headers: &[&str] = if w.close { &["Connection: close"] } else { &[] };
         let before = common::cpu_seconds(pid);
@@ -642,10 +634,7 @@ mod tls_bench {
         if let Some(why) = server.exited() {
             panic!("{why} during the {} run", w.label);
         }
-        Sample {
-            cpu_per_request: Duration::from_secs_f64(cpu / wrk.requests.max(1) as f64),
-            wrk,
-        }
+        WrkSample::new(wrk, cpu)
     }
 
     // ---------------------------------------------------------------- memory
@@ -725,14 +714,6 @@ mod tls_bench {
 
     // ---------------------------------------------------------------- report
 
-    fn ms(d: Duration) -> String {
-        format!("{:.3}", d.as_secs_f64() * 1e3)
-    }
-
-    fn us(d: Duration) -> String {
-        format!("{:.1}", d.as_secs_f64() * 1e6)
-    }
-
     fn mib(kib: u64) -> String {
         format!("{:.1}", kib as f64 / 1024.0)
     }
@@ -794,7 +775,7 @@ mod tls_bench {
 
         // ---- throughput ----
         // results[workload][server]: one sample per round.
-        let mut results: Vec<[Vec<Sample>; 2]> =
+        let mut results: Vec<[Vec<WrkSample>; 2]> =
             WORKLOADS.iter().map(|_| [Vec::new(), Vec::new()]).collect();
         for (w, workload) in WORKLOADS.iter().enumerate() {
             for round in 0..rounds {
@@ -807,17 +788,13 @@ mod tls_bench {
                     };
                     let s = sample(server, workload, seconds);
                     eprintln!(
-                        "{} round {}/{rounds} {}: {:>9} req/s, p50 {} ms, p99 {} ms, CPU {} µs/req, peak threads {}, socket errors {:?}, non-2xx {}",
-                        workload.label,
-                        round + 1,
-                        SERVERS[k],
-                        thousands(s.wrk.requests_per_sec),
-                        ms(s.wrk.p50),
-                        ms(s.wrk.p99),
-                        us(s.cpu_per_request),
-                        s.wrk.peak_threads,
-                        s.wrk.socket_errors,
-                        s.wrk.non_2xx,
+                        "{}",
+                        s.progress(&format!(
+                            "{} round {}/{rounds} {}",
+                            workload.label,
+                            round + 1,
+                            SERVERS[k]
+                        ))
                     );
                     results[w][k].push(s);
                 }
@@ -854,28 +831,11 @@ mod tls_bench {
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         for (w, workload) in WORKLOADS.iter().enumerate() {
             for (k, label) in SERVERS.iter().enumerate() {
-                let v = &results[w][k];
-                let mut errors = [0u64; 4];
-                for s in v {
-                    for (e, x) in errors.iter_mut().zip(s.wrk.socket_errors) {
-                        *e += x;
-                    }
-                }
-                let errors = match errors {
-                    [0, 0, 0, 0] => "0".to_string(),
-                    [c, r, w, t] => format!("c{c} r{r} w{w} t{t}"),
-                };
                 let _ = writeln!(
                     md,
-                    "| {} | {label} | {} | {} | {} / {} | {} | {} | {errors} | {} |",
+                    "| {} | {label} | {} |",
                     workload.label,
-                    thousands(median_of(v, |s| s.wrk.requests_per_sec)),
-                    per_round(v, |s| thousands(s.wrk.requests_per_sec)),
-                    ms(median_duration(v, |s| s.wrk.p50)),
-                    ms(median_duration(v, |s| s.wrk.p99)),
-                    us(median_duration(v, |s| s.cpu_per_request)),
-                    per_round(v, |s| s.wrk.peak_threads.to_string()),
-                    v.iter().map(|s| s.wrk.non_2xx).sum::<u64>(),
+                    row_cells(&results[w][k])
                 );
             }
         }

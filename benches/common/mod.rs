@@ -25,6 +25,16 @@ use std::time::{Duration, Instant};
 /// Generous bound for anything a loaded 2-core machine should do quickly.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// A duration in milliseconds, three decimals (as wrk's latencies are reported).
+pub fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}
+
+/// A duration in microseconds, one decimal (CPU per request or message).
+pub fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
 /// The repository root (where `examples/` lives).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -167,3 +167,77 @@ pub fn run_wrk_url(
     result.peak_threads = peak.load(Ordering::Relaxed);
     result
 }
+
+/// One wrk run and the server's CPU time over it.
+#[derive(Clone, Debug)]
+pub struct WrkSample {
+    pub wrk: WrkResult,
+    /// The server's user + system time over the run / the requests wrk completed.
+    pub cpu_per_request: Duration,
+}
+
+impl WrkSample {
+    /// `wrk`'s result with the server's CPU seconds over the run.
+    pub fn new(wrk: WrkResult, cpu_seconds: f64) -> WrkSample {
+        WrkSample {
+            cpu_per_request: Duration::from_secs_f64(
+                cpu_seconds.max(0.0) / wrk.requests.max(1) as f64,
+            ),
+            wrk,
+        }
+    }
+
+    /// Runs keep-alive `GET /`s with wrk against the process `pid` listening on `port`,
+    /// measuring its CPU time (all its threads) over the run.
+    pub fn measure(pid: u32, port: u16, connections: u32, seconds: u64) -> WrkSample {
+        let before = super::cpu_seconds(pid);
+        let wrk = run_wrk(port, connections, seconds, &format!("/proc/{pid}/status"));
+        WrkSample::new(wrk, super::cpu_seconds(pid) - before)
+    }
+
+    /// The progress line a bench prints after a run (on stderr), after `what` (the run's name).
+    pub fn progress(&self, what: &str) -> String {
+        format!(
+            "{what}: {:>9} req/s, p50 {} ms, p99 {} ms, CPU {} µs/req, peak threads {}, socket errors {:?}, non-2xx {}",
+            super::thousands(self.wrk.requests_per_sec),
+            super::ms(self.wrk.p50),
+            super::ms(self.wrk.p99),
+            super::us(self.cpu_per_request),
+            self.wrk.peak_threads,
+            self.wrk.socket_errors,
+            self.wrk.non_2xx,
+        )
+    }
+}
+
+/// The socket errors of `samples` summed: `0`, or `c<connect> r<read> w<write> t<timeout>`.
+pub fn socket_errors(samples: &[WrkSample]) -> String {
+    let mut sum = [0u64; 4];
+    for s in samples {
+        for (e, x) in sum.iter_mut().zip(s.wrk.socket_errors) {
+            *e += x;
+        }
+    }
+    match sum {
+        [0, 0, 0, 0] => "0".to_string(),
+        [c, r, w, t] => format!("c{c} r{r} w{w} t{t}"),
+    }
+}
+
+/// The cells of a markdown table row for the rounds `samples` of one server and workload:
+/// `median req/s | req/s per round | median p50 / p99 ms | median CPU µs per request | peak
+/// threads per round | socket errors | non-2xx` (the last two summed over the rounds).
+pub fn row_cells(samples: &[WrkSample]) -> String {
+    use super::{median_duration, median_of, ms, per_round, thousands, us};
+    format!(
+        "{} | {} | {} / {} | {} | {} | {} | {}",
+        thousands(median_of(samples, |s| s.wrk.requests_per_sec)),
+        per_round(samples, |s| thousands(s.wrk.requests_per_sec)),
+        ms(median_duration(samples, |s| s.wrk.p50)),
+        ms(median_duration(samples, |s| s.wrk.p99)),
+        us(median_duration(samples, |s| s.cpu_per_request)),
+        per_round(samples, |s| s.wrk.peak_threads.to_string()),
+        socket_errors(samples),
+        samples.iter().map(|s| s.wrk.non_2xx).sum::<u64>(),
+    )
+}
