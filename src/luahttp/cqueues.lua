@@ -317,7 +317,6 @@ local function manage(cq, co, values)
     return cq
 end
 
--- Runs `f(...)` as a coroutine of this controller (it starts at the next step).
 -- A runner and its task for the controller `cq` (an idle one when there is one).
 local function runner_task(cq)
     local task
@@ -334,6 +333,7 @@ local function runner_task(cq)
     return task
 end
 
+-- Runs `f(...)` as a coroutine of this controller (it starts at the next step).
 function controller:wrap(f, ...)
     assert(type(f) == "function", "bad argument #1 to 'wrap' (function expected)")
     schedule(runner_task(self), pack(f, ...))
