@@ -1,9 +1,10 @@
 //! lua-http's server API (`../shared/seeds/003_*`): the modules a lua-http script `require`s,
 //! built in. Each module's Lua half lives here as a `.lua` file beside the Rust half it needs
 //! (`server.rs` and `server.lua`); all of them are registered in `package.preload`, so
-//! `require "http.server"` finds them without any file on disk. They run in the CraftOS
-//! environment: its globals stay available, and `cqueues.lua` runs lua-http's coroutines on the
-//! same event loop as everything else.
+//! `require "http.server"` finds them without any file on disk (a module is inflated and
+//! compiled by its first `require`). They run in the CraftOS environment: its globals stay
+//! available, and `cqueues.lua` runs lua-http's coroutines on the same event loop as everything
+//! else.
 
 pub mod server;
 pub mod websocket;
