@@ -231,6 +231,7 @@ fn a_failing_callback_is_reported_and_the_server_goes_on() {
     let server = serve(
         r#"
         if req.url == "/boom" then error("handler exploded") end
+        if req.url == "/inject" then res:send_header("X-A", "a\r\nB: c") end
         if req.url == "/late" then
             req.ondata = function() error("ondata exploded") end
             return
@@ -245,6 +246,17 @@ fn a_failing_callback_is_reported_and_the_server_goes_on() {
         .expect("the error on stderr");
     assert!(line.contains(".lua:3: handler exploded"), "{line}");
     assert_eq!(get(server.port, "/ok").text(), "still here");
+    // A header value with a line break raises in the handler: `500` at once (before, the
+    // engine refused the head after the callback and the client was left waiting).
+    let r = get(server.port, "/inject");
+    assert_eq!(r.status, 500);
+    let line = server
+        .stderr_line_containing("CR, LF or NUL", WAIT)
+        .expect("the error on stderr");
+    assert!(
+        line.contains(".lua:4: bad argument #2 to 'send_header'"),
+        "{line}"
+    );
     // An error after the handler returned: reported, and the next request still served.
     let mut s = connect(server.port);
     s.write_all(b"GET /late HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -283,6 +295,8 @@ fn bad_arguments_raise_errors_naming_them() {
         if what == "status" then ok, err = pcall(function() res:send("x", "200") end)
         elseif what == "data" then ok, err = pcall(res.send, res, {}, 200)
         elseif what == "header" then ok, err = pcall(res.send_header, res, "X-A", {})
+        elseif what == "crlf" then ok, err = pcall(res.send_header, res, "X-A", "a\r\nB: c")
+        elseif what == "name" then ok, err = pcall(res.send_header, res, "X A", "v")
         elseif what == "conn" then ok, err = pcall(function() req.conn:send("x") end)
         elseif what == "dot" then ok, err = pcall(function() res.send("x") end)
         end
@@ -303,11 +317,21 @@ fn bad_arguments_raise_errors_naming_them() {
         get(server.port, "/header").text(),
         "bad argument #2 to 'send_header' (string expected, got table)"
     );
+    // A value that would end the header line early, or a name that is not a token, is refused
+    // (the firmware would send it as it is).
+    assert_eq!(
+        get(server.port, "/crlf").text(),
+        "bad argument #2 to 'send_header' (the value contains CR, LF or NUL)"
+    );
+    assert_eq!(
+        get(server.port, "/name").text(),
+        "bad argument #1 to 'send_header' (not a header name: a token such as X-Name)"
+    );
     assert!(get(server.port, "/conn").text().contains("req.conn:send"));
     // send is a method, as upstream's (it uses `self`); only finish is also a plain function.
     assert!(get(server.port, "/dot")
         .text()
-        .ends_with(".lua:9: send: call it as res:send(...)"));
+        .ends_with(".lua:11: send: call it as res:send(...)"));
 }
 
 #[test]

@@ -12,7 +12,7 @@
 -- Content-Length, in one write; one sent over several callbacks (a timer streaming it) goes out
 -- chunked, piece by piece. The status line carries the real reason phrase.
 local native, support, loop, stream = ...
-local expect = support.expect
+local expect, ERR = support.expect, support.ERR
 
 local read, respond, push_data, room = stream.read, stream.respond, stream.data, stream.room
 -- Natives return an error marker rather than raising; `wrap` raises it (a bad port, TLS asked
@@ -52,6 +52,12 @@ local function flush(st)
         if not st.finished and room(st.ud) == nil then writers[st.id] = st end
     elseif ok == false then
         st.gone = true -- the client went away (errno EPIPE): later output is dropped
+    elseif ok == ERR then
+        -- The engine refused the response (the checks in this file should have caught it
+        -- first): the client gets a `500` rather than waiting, and the program hears why.
+        st.gone = true
+        native.abandon(st.ud, 500)
+        loop.report("httpserver: the response could not be sent: " .. tostring(errno))
     end
 end
 
@@ -132,6 +138,14 @@ local function send_header(res, name, value)
     if type(name) ~= "string" then bad(1, "send_header", "string", type(name), 3) end
     if type(value) == "number" then value = tostring(value) end
     if type(value) ~= "string" then bad(2, "send_header", "string", type(value), 3) end
+    -- The firmware sends whatever it is given; a CR or LF would end the header early and let a
+    -- value smuggle in header lines of its own.
+    if not name:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
+        error("bad argument #1 to 'send_header' (not a header name: a token such as X-Name)", 2)
+    end
+    if value:find("[\r\n\0]") then
+        error("bad argument #2 to 'send_header' (the value contains CR, LF or NUL)", 2)
+    end
     if st.started then error("send_header: the body has started; headers go before it", 2) end
     local h = st.headers
     h[#h + 1] = name
