@@ -1314,6 +1314,34 @@ fn write_headers_refuses_invalid_fields_and_unsupported_interim_statuses() {
     }
 }
 
+/// Header values checked once are remembered, at most 256 at a time: after more distinct
+/// values than that, every one still goes out, and a value with a line break is still refused.
+#[test]
+fn checked_header_values_are_remembered_within_a_bound() {
+    let server = start(
+        "onerror = function(_, _, op, err) print(\"ONERROR \" .. op .. \" \" .. tostring(err)) end,",
+        r#"
+        local path = assert(stream:get_headers()):get(":path")
+        local value = path == "/bad" and "a\r\nInjected: 1" or "v" .. path:sub(2)
+        respond(stream, 200, "ok", { ["x-echo"] = value })
+        "#,
+    );
+    let mut s = common::connect(server.port);
+    for i in 0..300 {
+        s.write_all(get_ka(&format!("/{i}")).as_bytes()).unwrap();
+        let r = read_one(&mut s);
+        assert_eq!(
+            r.header("x-echo"),
+            Some(format!("v{i}").as_str()),
+            "request {i}"
+        );
+    }
+    s.write_all(get_ka("/bad").as_bytes()).unwrap();
+    assert_eq!(read_one(&mut s).status, 503);
+    let line = line_after(&server, "ONERROR ");
+    assert!(line.contains("contains CR, LF or NUL"), "{line}");
+}
+
 #[test]
 fn shutdown_cuts_an_unfinished_response_and_answers_503_before_any() {
     let server = start(
