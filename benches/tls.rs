@@ -64,6 +64,10 @@ fn main() {
 }
 
 #[cfg(feature = "tls")]
+#[path = "../tests/common/civil.rs"]
+mod civil;
+
+#[cfg(feature = "tls")]
 mod tls_bench {
     use super::common::wrk::{row_cells, run_wrk_url, WrkSample};
     use super::common::{self, median_duration, median_of, ratio, Ccserve, ProcStatus, WAIT};
@@ -342,21 +346,10 @@ mod tls_bench {
             "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
         ];
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day, rem, weekday) = super::civil::civil(secs);
         format!(
             "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-            DAYS[days.rem_euclid(7) as usize],
+            DAYS[weekday],
             MONTHS[(month - 1) as usize],
             rem / 3600,
             rem / 60 % 60,

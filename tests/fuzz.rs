@@ -333,17 +333,10 @@ fn still_serves_tls(port: u16, config: &std::sync::Arc<rustls::ClientConfig>) {
 #[test]
 fn fuzzed_bytes_on_a_tls_port_never_crash_or_hang_it() {
     let (cert, key, ca) = tls_files();
-    let script = "local add = http.addListener\n\
-                  http.addListener = function(p, o)\n\
-                    local bound = add(p, o)\n\
-                    http.addListener = add\n\
-                    print('LISTENING ' .. bound)\n\
-                    return bound\n\
-                  end\n\
-                  http.listen(0, function(req, res) res.write(req.getMethod()) res.close() end,\n\
-                    {tls = true})\n";
+    let script =
+        common::listen_script_with("res.write(req.getMethod()) res.close()", "{tls = true}");
     let mut server = Server::start(
-        script,
+        &script,
         &[
             "--header-timeout",
             "2",

@@ -13,12 +13,12 @@
 mod common;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{closed_within, read_response, Server, WAIT};
@@ -167,16 +167,7 @@ fn s(path: &Path) -> &str {
 /// [`common::listen_script`] over TLS: `http.listen(0, handler, {tls = true})`, printing
 /// `LISTENING <port>` once bound.
 fn tls_listen_script(handler: &str) -> String {
-    format!(
-        "local add = http.addListener\n\
-         http.addListener = function(p, o)\n\
-           local bound = add(p, o)\n\
-           http.addListener = add\n\
-           print('LISTENING ' .. bound)\n\
-           return bound\n\
-         end\n\
-         http.listen(0, function(req, res)\n{handler}\nend, {{tls = true}})\n"
-    )
+    common::listen_script_with(handler, "{tls = true}")
 }
 
 /// Echoes method, target and body: `GET /x|` or `POST /x|body`.
@@ -337,15 +328,7 @@ impl HeldClient {
             .expect("run python3");
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = common::line_channel(stdout);
         HeldClient {
             child,
             stdin,

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod civil;
+
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -139,15 +141,7 @@ impl Server {
             .expect("start ccserve");
         let stdout = child.stdout.take().expect("stdout");
         let stderr_pipe = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_channel(stdout);
         let stderr = Arc::new(Stderr::default());
         let sink = stderr.clone();
         std::thread::spawn(move || {
@@ -474,19 +468,40 @@ pub fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
     }
 }
 
+/// The lines a child process writes to `out`, read on a thread of their own as they come (the
+/// channel closes when the child closes its end).
+pub fn line_channel(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// A script serving an OS-chosen port with a Lua request handler body (`req`, `res` in scope)
 /// inside `http.listen`. It prints `LISTENING <port>` once the port is bound (by wrapping
 /// `http.addListener` for that one call), so a test never connects before the listener exists.
 pub fn listen_script(handler: &str) -> String {
+    listen_script_with(handler, "nil")
+}
+
+/// [`listen_script`] with `options`, a Lua expression passed as `http.listen`'s third argument
+/// (`"{tls = true}"`).
+pub fn listen_script_with(handler: &str, options: &str) -> String {
     format!(
         "local add = http.addListener\n\
-         http.addListener = function(p)\n\
-           local bound = add(p)\n\
+         http.addListener = function(p, o)\n\
+           local bound = add(p, o)\n\
            http.addListener = add\n\
            print('LISTENING ' .. bound)\n\
            return bound\n\
          end\n\
-         http.listen(0, function(req, res)\n{handler}\nend)\n"
+         http.listen(0, function(req, res)\n{handler}\nend, {options})\n"
     )
 }
 
