@@ -56,6 +56,25 @@ local function expect(index, value, ...)
     error(("bad argument #%d (%s expected, got %s)"):format(index, type_names, t), 3)
 end
 
+-- Why a response header field cannot be sent: "name" (not a token) or "value" (it holds CR,
+-- LF or NUL, which would end the line early or shift the fields the natives take joined by
+-- NUL); nil when it can. Names and values already checked are remembered (a server sends the
+-- same few over and over; at most 256 values are kept). For lua-http's `write_headers` and
+-- NodeMCU's `send_header`, which word their own errors.
+local TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
+local valid_names, valid_values, n_valid_values = {}, {}, 0
+local function header_fault(name, value)
+    if not valid_names[name] then
+        if not name:find(TOKEN) then return "name" end
+        valid_names[name] = true
+    end
+    if not valid_values[value] then
+        if value:find("[\r\n\0]") then return "value" end
+        if n_valid_values >= 256 then valid_values, n_valid_values = {}, 0 end
+        valid_values[value], n_valid_values = true, n_valid_values + 1
+    end
+end
+
 -- Lua 5.1 names CraftOS-PC scripts use, absent from a stock Lua 5.2 build.
 unpack = unpack or table.unpack
 loadstring = loadstring or load
@@ -63,4 +82,6 @@ if table.pack == nil then
     table.pack = function(...) return { n = select("#", ...), ... } end
 end
 
-return { ERR = ERR, ret = ret, wrap = wrap, method = method, expect = expect }
+return {
+    ERR = ERR, ret = ret, wrap = wrap, method = method, expect = expect, header_fault = header_fault,
+}

@@ -10,7 +10,7 @@ local native = {}
 for name, f in pairs(raw_native) do
     native[name] = type(f) == "function" and support.wrap(f) or f
 end
-local ERR = support.ERR
+local ERR, header_fault = support.ERR, support.header_fault
 local respond, push_data = raw_native.respond, raw_native.data
 
 local cqueues = require("cqueues")
@@ -312,11 +312,6 @@ local function pushed(self, ok, errname)
     return true
 end
 
-local TOKEN = "^[!#$%%&'*+%-.^_`|~%w]+$"
--- Header names already checked against TOKEN (a script uses the same few over and over).
-local valid_names = {}
--- Header values already checked (the same few come back; at most 256 are kept).
-local valid_values, n_valid_values = {}, 0
 -- `:status` values already checked, with their codes (there are at most 900).
 local status_codes = {}
 
@@ -361,20 +356,13 @@ function stream_methods:write_headers(headers, end_stream, timeout)
             name, value = headers:geti(i)
             if name == nil then break end
         end
-        if valid_names[name] or name:byte(1) ~= 58 then -- not a pseudo-header (':')
-            if not valid_names[name] then
-                if not name:find(TOKEN) then
-                    error(("write_headers: invalid header name %q"):format(name), 2)
-                end
-                valid_names[name] = true
-            end
-            if not valid_values[value] then
-                if value:find("[\r\n\0]") then
-                    error(("write_headers: invalid value for header %q: it contains CR, LF or NUL")
-                        :format(name), 2)
-                end
-                if n_valid_values >= 256 then valid_values, n_valid_values = {}, 0 end
-                valid_values[value], n_valid_values = true, n_valid_values + 1
+        if name:byte(1) ~= 58 then -- not a pseudo-header (':')
+            local fault = header_fault(name, value)
+            if fault == "name" then
+                error(("write_headers: invalid header name %q"):format(name), 2)
+            elseif fault then
+                error(("write_headers: invalid value for header %q: it contains CR, LF or NUL")
+                    :format(name), 2)
             end
             if name == "content-length" then length = tonumber(value) end
             -- The fields cross into the native half as one string, NUL between names and

@@ -548,7 +548,9 @@ fn request_fields(lua: &Lua, r: &IncomingRequest) -> mlua::Result<(Table, bool)>
 /// Header fields from argument `i`: a flat list `{name, value, name, value, ...}`, or the same
 /// joined into one string with NUL between the names and values (`server.lua` builds that from
 /// a headers object, pseudo-headers removed: one string crosses into Rust instead of one per
-/// name and value). A value can hold no NUL, so an odd number of pieces is an error.
+/// name and value). A joined list is only as sound as its parts: a NUL inside a value would
+/// shift the pieces after it, so a caller joins only fields that passed the Lua half's
+/// `header_fault` (lua-http's `write_headers` does); an odd number of pieces is an error.
 fn header_list(args: &[Value], i: usize) -> NResult<Vec<(String, Vec<u8>)>> {
     let mut headers = Vec::new();
     match args.get(i - 1) {

@@ -12,7 +12,7 @@
 -- Content-Length, in one write; one sent over several callbacks (a timer streaming it) goes out
 -- chunked, piece by piece. The status line carries the real reason phrase.
 local native, support, loop, stream = ...
-local expect, ERR = support.expect, support.ERR
+local expect, ERR, header_fault = support.expect, support.ERR, support.header_fault
 
 local read, respond, push_data, room = stream.read, stream.respond, stream.data, stream.room
 -- Natives return an error marker rather than raising; `wrap` raises it (a bad port, TLS asked
@@ -133,10 +133,6 @@ local function send(res, data, code)
     end
 end
 
--- Header names and values already checked (a program sends the same few over and over; at
--- most 256 values are kept).
-local valid_names, valid_values, n_valid_values = {}, {}, 0
-
 local function send_header(res, name, value)
     local st = state_of(res, "send_header")
     if type(name) ~= "string" then bad(1, "send_header", "string", type(name), 3) end
@@ -144,18 +140,11 @@ local function send_header(res, name, value)
     if type(value) ~= "string" then bad(2, "send_header", "string", type(value), 3) end
     -- The firmware sends whatever it is given; a CR or LF would end the header early and let a
     -- value smuggle in header lines of its own.
-    if not valid_names[name] then
-        if not name:find("^[!#$%%&'*+%-.^_`|~%w]+$") then
-            error("bad argument #1 to 'send_header' (not a header name: a token such as X-Name)", 2)
-        end
-        valid_names[name] = true
-    end
-    if not valid_values[value] then
-        if value:find("[\r\n\0]") then
-            error("bad argument #2 to 'send_header' (the value contains CR, LF or NUL)", 2)
-        end
-        if n_valid_values >= 256 then valid_values, n_valid_values = {}, 0 end
-        valid_values[value], n_valid_values = true, n_valid_values + 1
+    local fault = header_fault(name, value)
+    if fault == "name" then
+        error("bad argument #1 to 'send_header' (not a header name: a token such as X-Name)", 2)
+    elseif fault then
+        error("bad argument #2 to 'send_header' (the value contains CR, LF or NUL)", 2)
     end
     if st.started then error("send_header: the body has started; headers go before it", 2) end
     local h = st.headers
