@@ -17,4 +17,12 @@ impl EmbeddedLua {
             ))
         })
     }
+
+    /// The source compiled as a chunk named `=ccserve/<name>` (the name errors and tracebacks
+    /// show).
+    pub fn compile(self, lua: &mlua::Lua, name: &str) -> mlua::Result<mlua::Function> {
+        lua.load(self.source()?)
+            .set_name(format!("=ccserve/{name}"))
+            .into_function()
+    }
 }

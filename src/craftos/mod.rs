@@ -126,33 +126,27 @@ pub fn install(lua: &Lua, ctx: &Context) -> mlua::Result<Api> {
     websocket::install(lua, &native, ctx)?;
     fs::install(lua, &native, ctx)?;
     system::install(lua, &native, ctx)?;
-    let support: Table = lua
-        .load(PRELUDE_LUA.source()?)
-        .set_name("=ccserve/prelude.lua")
+    let support: Table = PRELUDE_LUA
+        .compile(lua, "prelude.lua")?
         .call(args::error_sentinel())?;
-    lua.load(OS_LUA.source()?)
-        .set_name("=ccserve/os.lua")
+    OS_LUA
+        .compile(lua, "os.lua")?
         .call::<()>((native.clone(), support.clone()))?;
-    lua.load(TEXTUTILS_LUA.source()?)
-        .set_name("=ccserve/textutils.lua")
+    TEXTUTILS_LUA
+        .compile(lua, "textutils.lua")?
         .call::<()>((native.clone(), support.clone()))?;
-    let fs_lua: Table = lua
-        .load(FS_LUA.source()?)
-        .set_name("=ccserve/fs.lua")
+    let fs_lua: Table = FS_LUA
+        .compile(lua, "fs.lua")?
         .call((native.clone(), support.clone()))?;
-    lua.load(SYSTEM_LUA.source()?)
-        .set_name("=ccserve/system.lua")
+    SYSTEM_LUA
+        .compile(lua, "system.lua")?
         .call::<()>((native.clone(), support.clone()))?;
-    lua.load(PARALLEL_LUA.source()?)
-        .set_name("=ccserve/parallel.lua")
-        .call::<()>(())?;
-    let factories: Table = lua
-        .load(HTTP_LUA.source()?)
-        .set_name("=ccserve/http.lua")
+    PARALLEL_LUA.compile(lua, "parallel.lua")?.call::<()>(())?;
+    let factories: Table = HTTP_LUA
+        .compile(lua, "http.lua")?
         .call((native.clone(), support.clone()))?;
-    let ws_factories: Table = lua
-        .load(WEBSOCKET_LUA.source()?)
-        .set_name("=ccserve/websocket.lua")
+    let ws_factories: Table = WEBSOCKET_LUA
+        .compile(lua, "websocket.lua")?
         .call((native.clone(), support.clone()))?;
     Ok(Api {
         native,

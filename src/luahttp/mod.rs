@@ -48,10 +48,7 @@ pub fn install(lua: &Lua, ctx: &Context, api: &Api) -> mlua::Result<Table> {
     for &(name, source) in MODULES {
         let (native, support, craftos) = (native.clone(), api.support.clone(), api.native.clone());
         let loader = lua.create_function(move |lua, args: MultiValue| {
-            let chunk = lua
-                .load(source.source()?)
-                .set_name(format!("=ccserve/{name}"))
-                .into_function()?;
+            let chunk = source.compile(lua, name)?;
             let mut all = MultiValue::from_vec(vec![
                 mlua::Value::Table(native.clone()),
                 mlua::Value::Table(support.clone()),

@@ -473,9 +473,10 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
 
 /// The request's fields as `http.headers` keeps them (name, value, never_index per field;
 /// `_count`): the request line as pseudo-headers, then the fields in order, names in lower case,
-/// `Host` as `:authority`; and whether the request has a body. Every request to a lua-http server comes through here, so the table is built with
-/// Lua's C API: through mlua's safe API each name and value cost a registry reference on the
-/// way in (this took 40 % fewer instructions).
+/// `Host` as `:authority`; and whether the request has a body. Every request to a lua-http
+/// server comes through here, so the table is built with Lua's C API: through mlua's safe API
+/// each name and value cost a registry reference on the way in (this takes 40 % fewer
+/// instructions).
 fn request_fields(lua: &Lua, r: &IncomingRequest) -> mlua::Result<(Table, bool)> {
     let connect = r.method == "CONNECT";
     let mut fields: Vec<(&[u8], &[u8], bool)> = Vec::with_capacity(r.headers.len() + 3);

@@ -117,11 +117,7 @@ pub fn install(
     let native = lua.create_table()?;
     install_natives(lua, &native, ctx)?;
     let support = api.support.clone();
-    let load = |source: EmbeddedLua, name: &str| {
-        lua.load(source.source()?)
-            .set_name(format!("=ccserve/nodemcu/{name}"))
-            .into_function()
-    };
+    let load = |source: EmbeddedLua, name: &str| source.compile(lua, &format!("nodemcu/{name}"));
     let event_loop: Table = load(LOOP_LUA, "loop.lua")?.call((native.clone(), support.clone()))?;
     let globals = lua.globals();
     // NodeMCU's `http` is an HTTP client with callbacks, unlike CraftOS's: it replaces CraftOS's
