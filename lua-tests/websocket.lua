@@ -154,23 +154,26 @@ end)
 -- Timeouts -------------------------------------------------------------------------------------
 
 t.test("receive(timeout) returns a single nil after the timeout; the connection stays usable", function()
-    -- Nothing is sent until both sides have timed out: the server's receive starts first (its
-    -- connect event comes before the client's success event), so its timer fires before the
-    -- client's "go" can arrive; the client's receive sees nothing until it sends "go" itself.
+    -- Each side times out while the other is waiting for it, so nothing is in flight during a
+    -- timed receive whichever side's listen/connect returns first: the client times out, then
+    -- sends "go"; the server, which was waiting for "go", times out in turn, then answers.
     pair(function(c)
+        t.eq(c.receive(TIMEOUT), "go", "the client's go")
         local start = os.epoch("utc")
         local n = select("#", c.receive(0.2))
         local elapsed = os.epoch("utc") - start
         t.eq(n, 1, "value count")
         t.ok(elapsed >= 150, "server receive waited (" .. elapsed .. " ms)")
-        t.eq(c.receive(TIMEOUT), "go", "the client's go")
         c.send("after timeout")
         t.eq(c.receive(TIMEOUT), "still here", "message after the timeout")
     end, function(url)
         local ws = connect(url)
         local start = os.epoch("utc")
-        t.eq(ws.receive(0.2), nil, "client receive timed out")
-        t.ok(os.epoch("utc") - start >= 150, "client receive waited")
+        local r = table.pack(ws.receive(0.2))
+        local elapsed = os.epoch("utc") - start
+        t.eq(r.n, 1, "client value count")
+        t.eq(r[1], nil, "client receive timed out")
+        t.ok(elapsed >= 150, "client receive waited (" .. elapsed .. " ms)")
         ws.send("go")
         t.eq(ws.receive(TIMEOUT), "after timeout", "message after the timeout")
         ws.send("still here")
