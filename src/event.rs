@@ -81,6 +81,8 @@ pub(crate) struct IncomingRequest {
     pub local: Option<SocketAddr>,
     /// Unique per connection in the process: requests on one keep-alive connection share it.
     pub connection: u64,
+    /// Whether the connection is TLS (the request came over HTTPS).
+    pub tls: bool,
     pub method: String,
     pub target: String,
     pub headers: Vec<(String, Vec<u8>)>,

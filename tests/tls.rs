@@ -370,19 +370,34 @@ fn run_client(
 }
 
 /// A lua-http server on 127.0.0.1, OS-chosen port, answering `luahttp <path>`, with `options`
-/// as extra fields of `listen{}` (`tls = ...`).
+/// as extra fields of `listen{}` (`tls = ...`). Over TLS the answer ends in ` https`: the
+/// request's `:scheme` said so, `stream:checktls()` and `connection:checktls()` returned the
+/// stand-in for luaossl's SSL object, and its methods raised the error that explains it; over
+/// plain HTTP it ends in ` http` when `:scheme` was `http` and `checktls()` nil.
 fn luahttp_script(options: &str) -> String {
     format!(
         r#"
 local http_server = require "http.server"
 local http_headers = require "http.headers"
+local function scheme_seen(stream, headers)
+    local scheme, ssl = headers:get(":scheme"), stream:checktls()
+    if ssl ~= stream.connection:checktls() then return "connection disagrees" end
+    if scheme == "http" and ssl == nil then return "http" end
+    if scheme ~= "https" or not ssl then return "scheme " .. scheme .. ", " .. tostring(ssl) end
+    local ok, err = pcall(function() return ssl:getPeerCertificate() end)
+    if ok or not err:find("luaossl's SSL object and its methods ('getPeerCertificate')", 1, true) then
+        return "method: " .. tostring(err)
+    end
+    return "https"
+end
 local server = assert(http_server.listen {{
     host = "127.0.0.1",
     port = 0,
     {options}
     onstream = function(server, stream)
-        local path = assert(stream:get_headers()):get(":path")
-        local body = "luahttp " .. path
+        local headers = assert(stream:get_headers())
+        local path = headers:get(":path")
+        local body = "luahttp " .. path .. " " .. scheme_seen(stream, headers)
         local h = http_headers.new()
         h:append(":status", "200")
         h:append("content-length", tostring(#body))
@@ -814,18 +829,18 @@ fn luahttp_tls_nil_serves_plain_and_https_on_one_port() {
     let port = server.port;
     for round in 0..2 {
         let plain = curl_ok(&[&format!("http://127.0.0.1:{port}/plain{round}")]);
-        assert_eq!(plain, format!("luahttp /plain{round}"));
+        assert_eq!(plain, format!("luahttp /plain{round} http"));
         let tls = curl_ok(&[
             "-4",
             "--cacert",
             s(&pki.ca),
             &format!("https://localhost:{port}/tls{round}"),
         ]);
-        assert_eq!(tls, format!("luahttp /tls{round}"));
+        assert_eq!(tls, format!("luahttp /tls{round} https"));
     }
     let r = common::get(port, "/raw");
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "luahttp /raw");
+    assert_eq!(r.text(), "luahttp /raw http");
 }
 
 #[test]
@@ -839,7 +854,7 @@ fn luahttp_tls_true_serves_https_only() {
         s(&pki.ca),
         &format!("https://localhost:{port}/tls"),
     ]);
-    assert_eq!(tls, "luahttp /tls");
+    assert_eq!(tls, "luahttp /tls https");
     assert_plain_refused(port);
 }
 
@@ -861,7 +876,7 @@ fn luahttp_tls_false_serves_plain_only() {
     );
     assert_eq!(
         curl_ok(&[&format!("http://127.0.0.1:{port}/plain")]),
-        "luahttp /plain"
+        "luahttp /plain http"
     );
 }
 
@@ -877,7 +892,7 @@ fn luahttp_tls_nil_without_a_certificate_serves_plain_only() {
     );
     assert_eq!(
         curl_ok(&[&format!("http://127.0.0.1:{port}/plain")]),
-        "luahttp /plain"
+        "luahttp /plain http"
     );
 }
 

@@ -43,8 +43,15 @@ pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
 /// client connected to (TLS: the engine's end of a socket pair, `src/tls.rs`).
 pub type Addresses = (Option<SocketAddr>, Option<SocketAddr>);
 
-/// [`spawn`], with the connection's addresses given rather than read off `stream`.
-pub fn spawn_at(stream: TcpStream, addresses: Option<Addresses>, shared: Arc<ListenerShared>) {
+/// [`spawn`] for a TLS connection whose handshake is done: `stream` is the engine's end of its
+/// socket pair, `addresses` the client's and the local address of the TCP connection.
+pub fn spawn_tls(stream: TcpStream, addresses: Addresses, shared: Arc<ListenerShared>) {
+    spawn_at(stream, Some(addresses), shared)
+}
+
+/// [`spawn`], with the connection's addresses given rather than read off `stream` exactly when
+/// it is TLS.
+fn spawn_at(stream: TcpStream, addresses: Option<Addresses>, shared: Arc<ListenerShared>) {
     let stream = Arc::new(stream);
     let Some(worker) = shared
         .connections
@@ -89,11 +96,13 @@ fn serve(
     crate::sched::batch_thread(config.batch_io_threads);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(config.write_timeout));
+    let tls = addresses.is_some();
     let (peer, local) =
         addresses.unwrap_or_else(|| (stream.peer_addr().ok(), stream.local_addr().ok()));
     let peers = Peers {
         peer,
         local,
+        tls,
         connection,
         // With a waker, the Lua thread writes small responses itself (`super::direct`).
         waker: Waker::new().map(Arc::new),
@@ -188,6 +197,8 @@ fn head_limits(config: &crate::Config) -> HeadLimits {
 pub(crate) struct Peers {
     peer: Option<SocketAddr>,
     local: Option<SocketAddr>,
+    /// Whether the connection is TLS.
+    tls: bool,
     /// The connection's id.
     pub(crate) connection: u64,
     /// The connection thread's waker, when direct writes are possible.
@@ -374,6 +385,7 @@ fn open(
         peer: peers.peer,
         local: peers.local,
         connection: peers.connection,
+        tls: peers.tls,
         method: head.method,
         target: head.target,
         headers: head.headers,

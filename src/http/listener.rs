@@ -222,7 +222,11 @@ fn serve_accepted(stream: std::net::TcpStream, shared: &Arc<ListenerShared>) {
         Some(tls) => {
             let config = shared.config.clone();
             crate::tls::spawn_accept(stream, tls, &config, move |inner, addresses| {
-                super::connection::spawn_at(inner, addresses, shared)
+                match addresses {
+                    Some(addresses) => super::connection::spawn_tls(inner, addresses, shared),
+                    // A plain client on a port serving both.
+                    None => super::connection::spawn(inner, shared),
+                }
             })
         }
         None => super::connection::spawn(stream, shared),

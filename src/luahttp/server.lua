@@ -50,7 +50,19 @@ end
 
 function connection_methods:peername() return table.unpack(self.peer, 1, self.peer.n) end
 function connection_methods:localname() return table.unpack(self.localaddr, 1, self.localaddr.n) end
-function connection_methods:checktls() return nil end
+-- On a TLS connection lua-http's `checktls` returns luaossl's SSL object. ccserve's TLS is
+-- rustls, so a TLS connection answers a stand-in: true in a test, so `if stream:checktls()`
+-- tells HTTPS from HTTP as it does in lua-http, with every method raising an error that says so.
+local tls_standin = setmetatable({}, {
+    __name = "openssl.ssl",
+    __index = function(_, key)
+        error("ccserve: checktls() only tells that the connection is TLS; luaossl's SSL object and "
+            .. "its methods ('" .. tostring(key) .. "') are not available (ccserve's TLS is rustls)", 2)
+    end,
+    __tostring = function() return "openssl.ssl (ccserve stand-in)" end,
+})
+
+function connection_methods:checktls() return self._tls and tls_standin or nil end
 function connection_methods:onidle() end
 
 -- One connection object per keep-alive connection, shared by its streams: kept while the
@@ -104,12 +116,13 @@ local function new_stream(server, ud, id, fields, minor, conn_id, has_body)
     if not conn then
         -- lua-http's connection says 1.1 whatever the request's version (the stream has it),
         -- unless the server is pinned to 1.0.
-        local p1, p2, p3, l1, l2, l3 = native.names(ud)
+        local p1, p2, p3, l1, l2, l3, tls = native.names(ud)
         conn = setmetatable({
             version = server.version == 1.0 and 1.0 or 1.1,
             peer = { p1, p2, p3, n = p1 == 0 and 1 or 3 },
             localaddr = { l1, l2, l3, n = l1 == 0 and 1 or 3 },
             type = "server",
+            _tls = tls,
             _id = conn_id,
             _streams = 0,
             _fresh = true,
@@ -144,7 +157,7 @@ local function stream_done(stream)
     if conn._closed and conn._streams == 0 then connections[conn._id] = nil end
 end
 
-function stream_methods:checktls() return nil end
+function stream_methods:checktls() return self.connection:checktls() end
 function stream_methods:localname() return self.connection:localname() end
 function stream_methods:peername() return self.connection:peername() end
 

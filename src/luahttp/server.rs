@@ -306,14 +306,15 @@ pub fn install(lua: &Lua, native_tbl: &Table, ctx: &Context) -> mlua::Result<()>
         })?,
     )?;
 
-    // names(stream) -> peer family, ip, port, local family, ip, port (asked once per
-    // connection: the Lua half keeps them in its connection object).
+    // names(stream) -> peer family, ip, port, local family, ip, port, whether it is TLS (asked
+    // once per connection: the Lua half keeps them in its connection object).
     native_tbl.set(
         "names",
         native(lua, |lua, args| {
             with_stream(args, |s| {
                 let mut out = name_values(lua, s.request.peer)?;
                 out.extend(name_values(lua, s.request.local)?);
+                out.push(Value::Boolean(s.request.tls));
                 Ok(values(out))
             })
         })?,
@@ -486,7 +487,7 @@ fn request_fields(lua: &Lua, r: &IncomingRequest) -> mlua::Result<(Table, bool)>
         r.target.as_bytes(),
         false,
     ));
-    fields.push((b":scheme", b"http", false));
+    fields.push((b":scheme", if r.tls { b"https" } else { b"http" }, false));
     // Lower-case names, all in one buffer; `ends[i]` is where field i's name ends.
     let mut lower = Vec::with_capacity(r.headers.iter().map(|(n, _)| n.len()).sum());
     let mut ends = Vec::with_capacity(r.headers.len());
