@@ -20,7 +20,6 @@
 //!   (the response needs it: a remainder, streaming, a body read, an abandoned response) or when
 //!   the response timeout passes (so a busy script cannot keep a request from its timeout).
 
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use crate::http::connection::{open_fast, Opened, Peers};
 use crate::http::direct::Waker;
 use crate::http::listener::ListenerShared;
 use crate::poller::{Parked, Poller};
+use crate::socket::{Received, Socket};
 use crate::ws::{WsEvent, WsEventKind, WsOrigin};
 
 /// Most bytes the Lua thread reads at once: a longer request head or message goes to the
@@ -88,7 +88,7 @@ pub(crate) enum Resumed {
 pub(crate) struct Lane {
     /// Its key in the poller, unique in the process.
     key: u64,
-    stream: Arc<TcpStream>,
+    stream: Arc<Socket>,
     waker: Arc<Waker>,
     side: Side,
     poller: Arc<Poller>,
@@ -99,7 +99,7 @@ impl Lane {
     /// A lane for the HTTP connection on `stream`, when the runtime has a poller and the
     /// connection a waker.
     pub(crate) fn http(
-        stream: Arc<TcpStream>,
+        stream: Arc<Socket>,
         peers: &Peers,
         shared: &Arc<ListenerShared>,
     ) -> Option<Arc<Lane>> {
@@ -113,7 +113,7 @@ impl Lane {
     /// A lane for the server side of the WebSocket connection `id` on `stream`, delivering its
     /// messages as `origin`'s, when the runtime has a poller and the system an `eventfd`.
     pub(crate) fn websocket(
-        stream: Arc<TcpStream>,
+        stream: Arc<Socket>,
         origin: &WsOrigin,
         id: u64,
         max_message: usize,
@@ -128,7 +128,7 @@ impl Lane {
     }
 
     fn new(
-        stream: Arc<TcpStream>,
+        stream: Arc<Socket>,
         waker: Arc<Waker>,
         side: Side,
         events: &EventSender,
@@ -158,7 +158,7 @@ impl Lane {
 
     fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.stream.as_raw_fd()
+        self.stream.tcp().as_raw_fd()
     }
 
     /// Watches the socket for the Lua thread again. Returns false if it could not.
@@ -212,7 +212,9 @@ impl Lane {
                     // A request the Lua thread has not taken within the response timeout (the
                     // script is busy without yielding) is read here instead, so that it is
                     // answered by that timeout at the latest, as one read by this thread would.
-                    let stuck = timed_out && crate::net::readable_now(&self.stream);
+                    let stuck = timed_out
+                        && (crate::net::readable_now(self.stream.tcp())
+                            || self.stream.holds_input());
                     if left.is_zero() || hung_up || stuck {
                         // Idle too long, the client is leaving, or the Lua thread is not coming:
                         // this thread reads what is there.
@@ -248,7 +250,7 @@ impl Lane {
             };
             drop(st);
             let woken = if watch {
-                self.waker.wait_hangup(Some(&self.stream), timeout)
+                self.waker.wait_hangup(Some(self.stream.tcp()), timeout)
             } else {
                 self.waker.wait(None, timeout)
             };
@@ -304,13 +306,21 @@ impl Parked for Lane {
             st.owner = Owner::Lua;
         }
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); FAST_READ];
-        match crate::net::recv_nonblocking(&self.stream, &mut buf) {
-            Ok([]) => {
-                // The client closed: the connection thread sees it and ends.
+        // Over TLS, what the records decrypt to.
+        let mut plain = Vec::new();
+        match self.stream.recv_nonblocking(&mut buf, &mut plain) {
+            Ok(Received::Closed) => {
+                // The client closed (or, over TLS, the session has something to answer): the
+                // connection thread sees it.
                 self.hand_back(Vec::new());
                 None
             }
-            Ok(bytes) => match &self.side {
+            Ok(Received::Nothing) => {
+                // Part of a TLS record: watch for the rest.
+                self.repark(None);
+                None
+            }
+            Ok(Received::Bytes(bytes)) => match &self.side {
                 Side::Http { peers, shared } => {
                     match open_fast(bytes, &self.stream, peers, shared) {
                         Some((opened, event)) => {

@@ -56,6 +56,7 @@ mod nodemcu;
 mod poller;
 mod runtime;
 mod sched;
+mod socket;
 #[cfg(feature = "tls")]
 mod tls;
 #[cfg(not(feature = "tls"))]

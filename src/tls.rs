@@ -30,6 +30,8 @@ use rustls::{
     ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
 };
 
+use crate::socket::Socket;
+
 /// Largest piece moved at once between a socket and the TLS session. Half a TLS record: each
 /// pump's buffer is resident for as long as its connection lives.
 const PIECE: usize = 8 * 1024;
@@ -235,15 +237,15 @@ fn handshake(conn: &mut Connection, tcp: &mut TcpStream, deadline: Instant) -> i
 
 /// Serves a TLS connection accepted by a listener: runs the handshake on a thread of its own
 /// (within the header timeout, never on the accepting thread; at most `--max-connections` at
-/// once), then hands the plain end to
-/// `serve` with the peer's and local addresses (a plain connection on a port serving both: the
-/// socket itself, and no addresses). A client that fails or stalls the handshake is
-/// dropped; plain HTTP gets a `400` (see [`accept`]).
+/// once), then calls `serve` on that thread with the connection's [`Socket`] and the peer's and
+/// local addresses (a plain connection on a port serving both: a plain socket, and no
+/// addresses). A client that fails or stalls the handshake is dropped; plain HTTP gets a `400`
+/// (see [`accept`]).
 pub fn spawn_accept(
     tcp: TcpStream,
     tls: TlsListen,
     config: &crate::config::Config,
-    serve: impl FnOnce(TcpStream, Option<(Option<SocketAddr>, Option<SocketAddr>)>) + Send + 'static,
+    serve: impl FnOnce(Socket, Option<(Option<SocketAddr>, Option<SocketAddr>)>) + Send + 'static,
 ) {
     // Handshakes in progress, process-wide: a flood of connections that never finish theirs
     // holds at most `--max-connections` threads (each for at most the header timeout).
@@ -257,20 +259,15 @@ pub fn spawn_accept(
         return;
     }
     let deadline = Instant::now() + config.header_timeout;
-    let (stack, write_timeout) = (config.thread_stack_size, config.write_timeout);
     let spawned = std::thread::Builder::new()
         .name("ccserve-tls-accept".into())
-        .stack_size(stack)
+        .stack_size(config.thread_stack_size)
         .spawn(move || {
-            let accepted = accept(tcp, &tls, deadline, stack, write_timeout);
+            let accepted = accept(tcp, &tls, deadline);
             HANDSHAKING.fetch_sub(1, Ordering::SeqCst);
             match accepted {
-                Ok(Accepted::Ready(inner, peer, local, inbound)) => {
-                    serve(inner, Some((peer, local)));
-                    // This thread did the handshake; it goes on as the inbound pump.
-                    inbound.run();
-                }
-                Ok(Accepted::Plain(tcp)) => serve(tcp, None),
+                Ok(Accepted::Ready(socket, peer, local)) => serve(*socket, Some((peer, local))),
+                Ok(Accepted::Plain(tcp)) => serve(Socket::plain(tcp), None),
                 Ok(Accepted::PlainHttp) => log::debug!("plain HTTP on a TLS port: answered 400"),
                 Err(e) => log::debug!("TLS handshake failed: {e}"),
             }
@@ -298,14 +295,8 @@ pub fn connect(
     let mut conn = Connection::from(conn);
     let mut tcp = tcp;
     handshake(&mut conn, &mut tcp, deadline).map_err(|e| client_error(&e))?;
-    let (inner, inbound) =
-        pump(tcp, conn, stack, write_timeout).map_err(|e| format!("TLS: {e}"))?;
-    std::thread::Builder::new()
-        .name("ccserve-tls-in".into())
-        .stack_size(stack)
-        .spawn(move || inbound.run())
-        .map_err(|e| format!("TLS: cannot start a thread: {e}"))?;
-    Ok(inner)
+    let socket = Arc::new(Socket::tls(tcp, Session::new(conn)));
+    pumped(socket, stack, write_timeout).map_err(|e| format!("TLS: {e}"))
 }
 
 /// How a listener serves TLS.
@@ -319,9 +310,8 @@ pub struct TlsListen {
 
 /// What a server's TLS handshake came to.
 pub enum Accepted {
-    /// The engine's end of the connection, the peer's and local addresses, and the inbound
-    /// pump, to run on the caller's thread.
-    Ready(TcpStream, Option<SocketAddr>, Option<SocketAddr>, Inbound),
+    /// The connection, and the peer's and local addresses.
+    Ready(Box<Socket>, Option<SocketAddr>, Option<SocketAddr>),
     /// A plain connection on a port that serves both: the socket itself.
     Plain(TcpStream),
     /// The client sent plain HTTP to a TLS-only port: it was answered `400` with a note.
@@ -334,13 +324,7 @@ const PLAIN_TO_TLS: &str = "This port serves HTTPS: use https:// to reach it.";
 /// Runs a server handshake on `tcp` within `deadline` (the header timeout). A client whose first
 /// bytes are a plain HTTP request line gets a `400` saying to use `https://`; one that stalls
 /// or fails the handshake gets an error (the caller drops it).
-pub fn accept(
-    tcp: TcpStream,
-    tls: &TlsListen,
-    deadline: Instant,
-    stack: usize,
-    write_timeout: Duration,
-) -> io::Result<Accepted> {
+pub fn accept(tcp: TcpStream, tls: &TlsListen, deadline: Instant) -> io::Result<Accepted> {
     let peer = tcp.peer_addr().ok();
     let local = tcp.local_addr().ok();
     // As on plain connections: a response must not wait for the client's delayed ACK of the
@@ -384,148 +368,474 @@ pub fn accept(
     let conn = ServerConnection::new(tls.cert.config()).map_err(io::Error::other)?;
     let mut conn = Connection::from(conn);
     handshake(&mut conn, &mut tcp, deadline)?;
-    let (inner, inbound) = pump(tcp, conn, stack, write_timeout)?;
-    Ok(Accepted::Ready(inner, peer, local, inbound))
+    Ok(Accepted::Ready(
+        Box::new(Socket::tls(tcp, Session::new(conn))),
+        peer,
+        local,
+    ))
 }
 
-/// The TLS session of one connection and the socket its records travel on; the two pump threads
-/// take turns with it.
-struct Session {
+/// One connection's TLS session, shared by whichever thread reads or writes the connection at
+/// the time (its connection thread, the Lua thread for a parked connection, or the pump threads
+/// of [`pumped`]). The lock is held for the session's work only, never while a read waits for the
+/// peer.
+pub struct Session {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
     conn: Connection,
-    tcp: TcpStream,
+    /// Decrypted bytes not yet read, from `at`.
+    plain: Vec<u8>,
+    at: usize,
+    /// The peer has closed (with `close_notify` or not): nothing more will be decrypted.
+    eof: bool,
+    /// The session failed (a bad record): every read from now on fails too.
+    failed: bool,
 }
 
 impl Session {
-    /// Sends every record the session has ready.
-    fn flush(&mut self) -> io::Result<()> {
+    fn new(conn: Connection) -> Session {
+        let mut conn = conn;
+        // Application data that arrived with the end of the handshake (a client sends its request
+        // right behind its Finished) is already decrypted in the session: it is read first.
+        let mut plain = Vec::new();
+        let _ = conn.reader().read_to_end(&mut plain);
+        Session {
+            inner: Mutex::new(Inner {
+                conn,
+                plain,
+                at: 0,
+                eof: false,
+                failed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-update; the session then fails
+        // its next record, which ends the connection.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads decrypted bytes, blocking on `tcp` as its read timeout allows; `Ok(0)` once the
+    /// peer has closed. Sends first what the session has to send (an alert, a key update's
+    /// answer, records [`send_nonblocking`](Self::send_nonblocking) left).
+    pub fn read(&self, tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        let mut raw = [0u8; PIECE];
+        loop {
+            {
+                let mut s = self.lock();
+                let n = s.take(buf);
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                s.flush(tcp)?;
+                if s.failed {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+                if s.eof {
+                    return Ok(0);
+                }
+            }
+            let n = match (&*tcp).read(&mut raw) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let mut s = self.lock();
+            let fed = s.feed(&raw[..n]);
+            // The alert of a failed session goes out before the error.
+            let _ = s.flush(tcp);
+            fed?;
+        }
+    }
+
+    /// Writes all of `buf` (after what the session still has to send), blocking on `tcp` as its
+    /// write timeout allows.
+    pub fn write_all(&self, tcp: &TcpStream, buf: &[u8]) -> io::Result<()> {
+        let mut s = self.lock();
+        s.flush(tcp)?;
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let n = s.conn.writer().write(rest)?;
+            s.flush(tcp)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// Encrypts as much of `bytes` as the session takes and sends the records without blocking;
+    /// returns how many bytes it took. Records the socket did not take stay in the session
+    /// ([`pending`](Self::pending)); nothing is taken while earlier ones wait, so that the
+    /// connection thread sends everything in order.
+    pub fn send_nonblocking(&self, tcp: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+        let mut s = self.lock();
+        if s.conn.wants_write() {
+            return Ok(0);
+        }
+        let mut taken = 0;
+        while taken < bytes.len() {
+            let n = s.conn.writer().write(&bytes[taken..])?;
+            taken += n;
+            let mut out = NonBlocking(tcp);
+            while s.conn.wants_write() {
+                match s.conn.write_tls(&mut out) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(taken),
+                    Err(e) => return Err(e),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Whether records are waiting to be sent.
+    pub fn pending(&self) -> bool {
+        self.lock().conn.wants_write()
+    }
+
+    /// Whether decrypted bytes are waiting to be read.
+    pub fn holds_input(&self) -> bool {
+        let s = self.lock();
+        s.at < s.plain.len()
+    }
+
+    /// Reads what `tcp` has without blocking into `raw` (`WouldBlock` when nothing came) and
+    /// appends what it decrypts to `plain`. Returns whether the connection is still open.
+    pub fn recv_nonblocking(
+        &self,
+        tcp: &TcpStream,
+        raw: &mut [std::mem::MaybeUninit<u8>],
+        plain: &mut Vec<u8>,
+    ) -> io::Result<bool> {
+        let bytes = crate::net::recv_nonblocking(tcp, raw)?;
+        let mut s = self.lock();
+        s.feed(bytes)?;
+        plain.extend_from_slice(&s.plain[s.at..]);
+        s.plain.clear();
+        s.at = 0;
+        // Anything the session must answer is for the connection thread to send.
+        Ok(!s.eof && !s.conn.wants_write())
+    }
+
+    /// Sends `close_notify` (as far as the socket takes it within its write timeout).
+    pub fn close(&self, tcp: &TcpStream) {
+        let mut s = self.lock();
+        s.conn.send_close_notify();
+        let _ = s.flush(tcp);
+    }
+}
+
+impl Inner {
+    /// Moves decrypted bytes into `buf`.
+    fn take(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.plain.len() - self.at);
+        buf[..n].copy_from_slice(&self.plain[self.at..self.at + n]);
+        self.at += n;
+        if self.at == self.plain.len() {
+            self.plain.clear();
+            self.at = 0;
+        }
+        n
+    }
+
+    /// Feeds records read off the socket to the session (none: the peer closed), keeping what
+    /// they decrypt to. A bad record fails the session, with its alert queued.
+    fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.failed {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        let mut rest = bytes;
+        loop {
+            // `read_tls` refuses more only while undelivered plain bytes pass the session's
+            // limit, and they are all taken out after each step.
+            let got = self.conn.read_tls(&mut rest)?;
+            if let Err(e) = self.conn.process_new_packets() {
+                log::debug!("TLS session failed: {e}");
+                self.failed = true;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            match self.conn.reader().read_to_end(&mut self.plain) {
+                // `close_notify`, or the socket's end without one.
+                Ok(_) => self.eof = true,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.eof = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if rest.is_empty() || got == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends every record the session has ready, blocking on `tcp` as its write timeout allows.
+    fn flush(&mut self, tcp: &TcpStream) -> io::Result<()> {
+        let mut out = tcp;
         while self.conn.wants_write() {
-            self.conn.write_tls(&mut self.tcp)?;
+            if self.conn.write_tls(&mut out)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
         }
         Ok(())
     }
 }
 
-/// Starts the outbound pump thread for a connection whose handshake is done; returns the
-/// engine's end of the socket pair and the inbound pump for the caller to run.
-/// The inbound half of a connection's pumps (peer → engine), not started yet.
-pub struct Inbound {
-    tcp: TcpStream,
-    pair: std::os::unix::net::UnixStream,
-    session: Arc<Mutex<Session>>,
-}
+/// A socket written without blocking: `WouldBlock` when it takes nothing.
+struct NonBlocking<'a>(&'a TcpStream);
 
-impl Inbound {
-    /// Runs the pump until the connection ends.
-    pub fn run(self) {
-        pump_in(self.tcp, self.pair, &self.session)
+impl Write for NonBlocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match crate::net::send_nonblocking(self.0, &[buf])? {
+            0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
-fn pump(
-    tcp: TcpStream,
-    conn: Connection,
+/// Hands a TLS connection to code that drives a plain socket itself (the WebSocket engine, the
+/// HTTP client): returns the far end of a socket pair, with one thread decrypting what the peer
+/// sends into the pair and one encrypting what comes out of it (`stack`: their stack size; a
+/// peer that reads nothing holds a write at most `write_timeout`).
+pub fn pumped(
+    socket: Arc<crate::socket::Socket>,
     stack: usize,
     write_timeout: Duration,
-) -> io::Result<(TcpStream, Inbound)> {
-    // A peer that reads nothing must not hold the session (and so both pumps) forever.
-    tcp.set_write_timeout(Some(write_timeout))?;
-    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-    let mut conn = conn;
-    // Application data that arrived with the end of the handshake (a client sends its request
-    // right behind its Finished) is already decrypted in the session: it goes first.
-    let mut early = Vec::new();
-    let _ = conn.reader().read_to_end(&mut early);
-    if !early.is_empty() {
-        ours.write_all(&early)?;
-    }
-    let tcp_read = tcp.try_clone()?;
-    let ours_read = ours.try_clone()?;
-    let session = Arc::new(Mutex::new(Session { conn, tcp }));
-    let inbound = Inbound {
-        tcp: tcp_read,
-        pair: ours,
-        session: session.clone(),
-    };
+) -> io::Result<TcpStream> {
+    socket.tcp().set_write_timeout(Some(write_timeout))?;
+    socket.tcp().set_read_timeout(None)?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let ours_out = ours.try_clone()?;
+    let out_socket = socket.clone();
+    std::thread::Builder::new()
+        .name("ccserve-tls-in".into())
+        .stack_size(stack)
+        .spawn(move || pump_in(&socket, ours))?;
     std::thread::Builder::new()
         .name("ccserve-tls-out".into())
         .stack_size(stack)
-        .spawn(move || pump_out(ours_read, &session))?;
-    Ok((crate::net::unix_as_tcp(theirs), inbound))
+        .spawn(move || pump_out(ours_out, &out_socket))?;
+    Ok(crate::net::unix_as_tcp(theirs))
 }
 
-fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
-    session.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Peer → engine: reads records off the socket, decrypts them, and writes the plain bytes into
-/// the pair. At the peer's end (or a broken session), shuts the pair's write side so the engine
-/// sees the connection end.
-fn pump_in(mut tcp: TcpStream, mut pair: std::os::unix::net::UnixStream, session: &Mutex<Session>) {
-    let mut records = vec![0u8; PIECE];
-    let mut plain = Vec::new();
+/// Peer → pair: decrypted bytes into the pair. At the peer's end (or a broken session), shuts
+/// the pair's write side so the engine sees the connection end.
+fn pump_in(socket: &crate::socket::Socket, mut pair: std::os::unix::net::UnixStream) {
+    let mut buf = vec![0u8; PIECE];
     loop {
-        let n = match tcp.read(&mut records) {
+        let n = match socket.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        plain.clear();
-        let ok = {
-            let mut s = lock(session);
-            let mut fed = &records[..n];
-            let mut ok = true;
-            while !fed.is_empty() && ok {
-                ok = match s.conn.read_tls(&mut fed) {
-                    Ok(_) => match s.conn.process_new_packets() {
-                        Ok(state) => {
-                            let want = state.plaintext_bytes_to_read();
-                            if want > 0 {
-                                let at = plain.len();
-                                plain.resize(at + want, 0);
-                                let got = s.conn.reader().read(&mut plain[at..]).unwrap_or(0);
-                                plain.truncate(at + got);
-                            }
-                            !state.peer_has_closed()
-                        }
-                        Err(e) => {
-                            log::debug!("TLS session failed: {e}");
-                            let _ = s.flush(); // the alert
-                            false
-                        }
-                    },
-                    Err(_) => false,
-                };
-            }
-            // Key updates and the like the session must answer.
-            ok && s.flush().is_ok()
-        };
-        if !plain.is_empty() && pair.write_all(&plain).is_err() {
-            break;
-        }
-        if !ok {
+        if pair.write_all(&buf[..n]).is_err() {
             break;
         }
     }
     let _ = pair.shutdown(Shutdown::Write);
 }
 
-/// Engine → peer: reads what the engine writes into the pair, encrypts it, and sends the
-/// records. At the engine's end, sends `close_notify` and shuts the socket.
-fn pump_out(mut pair: std::os::unix::net::UnixStream, session: &Mutex<Session>) {
+/// Pair → peer: what the engine writes, encrypted. At the engine's end, sends `close_notify`
+/// and shuts the socket.
+fn pump_out(mut pair: std::os::unix::net::UnixStream, socket: &crate::socket::Socket) {
     let mut buf = vec![0u8; PIECE];
     loop {
         let n = match pair.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let mut s = lock(session);
-        if s.conn.writer().write_all(&buf[..n]).is_err() || s.flush().is_err() {
-            let _ = s.tcp.shutdown(Shutdown::Both);
+        if socket.write_all(&buf[..n]).is_err() {
+            let _ = socket.tcp().shutdown(Shutdown::Both);
             let _ = pair.shutdown(Shutdown::Both);
             return;
         }
     }
-    let mut s = lock(session);
-    s.conn.send_close_notify();
-    let _ = s.flush();
-    let _ = s.tcp.shutdown(Shutdown::Both);
+    let _ = socket.shutdown_write();
+    let _ = socket.tcp().shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A TLS connection over loopback after its handshake: our server side (with a small send
+    /// buffer, so that the socket fills quickly) and a rustls client.
+    fn connected() -> (Socket, rustls::StreamOwned<ClientConnection, TcpStream>) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert = made.cert.der().clone();
+        let key = PrivateKeyDer::try_from(made.key_pair.serialize_der()).unwrap();
+        let server_config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let client_config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client_tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client_tcp
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let (server_tcp, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&server_tcp)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let client = ClientConnection::new(Arc::new(client_config), name).unwrap();
+        let mut client = rustls::StreamOwned::new(client, client_tcp);
+        let server = std::thread::spawn(move || {
+            let mut conn =
+                Connection::from(ServerConnection::new(Arc::new(server_config)).unwrap());
+            let mut tcp = server_tcp;
+            handshake(
+                &mut conn,
+                &mut tcp,
+                Instant::now() + Duration::from_secs(20),
+            )
+            .unwrap();
+            Socket::tls(tcp, Session::new(conn))
+        });
+        // The client's side of the handshake runs on its first write.
+        client.write_all(b"hello").unwrap();
+        client.flush().unwrap();
+        let server = server.join().unwrap();
+        let mut hello = [0u8; 5];
+        let mut got = 0;
+        while got < 5 {
+            got += server.read(&mut hello[got..]).unwrap();
+        }
+        assert_eq!(&hello, b"hello");
+        (server, client)
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn records_a_send_without_blocking_left_go_out_first_with_the_next_write() {
+        let (server, mut client) = connected();
+        let data = pattern(2_000_000);
+        // The Lua thread's kind of write, into a socket the client is not reading: the session
+        // keeps the records the socket did not take.
+        let mut taken = server.send_nonblocking(&data[..60_000]).unwrap();
+        assert!(
+            server.pending(),
+            "a full socket left nothing in the session"
+        );
+        // With records waiting, nothing more is taken (they would go out of order).
+        assert_eq!(
+            server.send_nonblocking(&data[taken..taken + 10]).unwrap(),
+            0
+        );
+        let server = Arc::new(server);
+        let writer = server.clone();
+        let rest = data.clone();
+        let sender = std::thread::spawn(move || {
+            // The connection thread: its next write sends the waiting records first.
+            writer.write_all(&rest[taken..]).unwrap();
+            assert!(!writer.pending());
+        });
+        let mut got = vec![0u8; data.len()];
+        client.read_exact(&mut got).unwrap();
+        sender.join().unwrap();
+        assert!(got == data, "the bytes differ");
+        // An empty write sends what is waiting, too.
+        taken = server.send_nonblocking(&data[..60_000]).unwrap();
+        assert_eq!(taken, 60_000);
+        let flusher = server.clone();
+        let flush = std::thread::spawn(move || flusher.write_all(&[]).unwrap());
+        let mut got = vec![0u8; 60_000];
+        client.read_exact(&mut got).unwrap();
+        flush.join().unwrap();
+        assert!(got[..] == data[..60_000], "the bytes differ");
+    }
+
+    #[test]
+    fn decrypted_bytes_a_read_did_not_take_wait_in_the_session() {
+        let (server, mut client) = connected();
+        let data = pattern(100_000);
+        client.write_all(&data).unwrap();
+        client.flush().unwrap();
+        let mut first = [0u8; 10];
+        let mut n = 0;
+        while n == 0 {
+            n = server.read(&mut first).unwrap();
+        }
+        // A record is up to 16 KiB: the rest of it is decrypted and held, not on the socket.
+        assert!(server.holds_input(), "nothing held after a 10-byte read");
+        let mut got = first[..n].to_vec();
+        let mut buf = vec![0u8; 7_000];
+        while got.len() < data.len() {
+            let n = server.read(&mut buf).unwrap();
+            assert!(n > 0, "early end after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == data, "the bytes differ");
+        assert!(!server.holds_input());
+    }
+
+    #[test]
+    fn reads_without_blocking_decrypt_what_came_and_see_the_close() {
+        use crate::socket::Received;
+        let (server, mut client) = connected();
+        let mut raw = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut plain = Vec::new();
+        assert_eq!(
+            server
+                .recv_nonblocking(&mut raw, &mut plain)
+                .err()
+                .map(|e| e.kind()),
+            Some(io::ErrorKind::WouldBlock)
+        );
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        client.flush().unwrap();
+        // Bounded: the record is on its way over loopback.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let got = loop {
+            assert!(Instant::now() < deadline, "the record never came");
+            let mut plain = Vec::new();
+            match server.recv_nonblocking(&mut raw, &mut plain) {
+                Ok(Received::Bytes(b)) => break b.to_vec(),
+                Ok(Received::Nothing) => {}
+                Ok(Received::Closed) => panic!("closed"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::net::readable_now(server.tcp());
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(got, b"GET / HTTP/1.1\r\n\r\n");
+        client.conn.send_close_notify();
+        client.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            assert!(Instant::now() < deadline, "the close never came");
+            let mut plain = Vec::new();
+            match server.recv_nonblocking(&mut raw, &mut plain) {
+                Ok(Received::Closed) => break,
+                Ok(Received::Nothing) => {}
+                Ok(Received::Bytes(b)) => panic!("bytes after the request: {b:?}"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
 }

@@ -13,12 +13,13 @@
 mod common;
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{closed_within, read_response, Server, WAIT};
@@ -1095,4 +1096,222 @@ print('LISTENING ' .. srv:getaddr())
         "nodemcu POST /post|from curl"
     );
     assert_plain_refused(port);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. TLS inside the engine: the Lua thread's direct writes and reads, big bodies both ways,
+//     and a WebSocket upgrade on an HTTPS listener
+// ---------------------------------------------------------------------------------------------
+
+/// A rustls client on `stream`, trusting `pki`'s CA, for `localhost`; the handshake runs on its
+/// first read or write.
+fn rustls_client(
+    pki: &Pki,
+    stream: std::net::TcpStream,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&pki.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::StreamOwned::new(conn, stream)
+}
+
+/// The body `/size/N` is answered with: N bytes cycling through a pattern that shifts with N.
+fn sized_body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b"0123456789abcdef"[(i + n) % 16]).collect()
+}
+
+/// Answers `GET /size/N` with [`sized_body`]`(N)`, and any other request with its body echoed.
+const SIZED: &str = r#"
+local n = tonumber(req.getURL():match("^/size/(%d+)$"))
+if n then
+    local pattern = "0123456789abcdef"
+    local shift = n % 16
+    local unit = pattern:sub(shift + 1) .. pattern:sub(1, shift)
+    res.write((unit:rep(math.floor(n / 16) + 1)):sub(1, n))
+else
+    res.write(req.readAll())
+end
+res.close()
+"#;
+
+#[test]
+fn pipelined_responses_to_a_client_that_reads_late_arrive_whole_over_tls() {
+    // The client asks for 24 responses at once through a small receive window and reads only
+    // then: the Lua thread's direct write of a response (up to 64 KiB) finds the socket full,
+    // the records it encrypted wait in the session, and the connection thread sends them before
+    // the rest of the response and the next one.
+    let pki = Pki::new();
+    let server = Server::start(&tls_listen_script(SIZED), &pki.server_args());
+    let sizes: Vec<usize> = (0..24)
+        .map(|i| {
+            [
+                0, 1, 100, 16_383, 16_385, 40_000, 65_535, 65_536, 65_537, 200_000,
+            ][i % 10]
+        })
+        .collect();
+    let mut tls = rustls_client(&pki, common::connect_with_small_window(server.port, 4096));
+    let mut requests = String::new();
+    for n in &sizes {
+        requests.push_str(&format!(
+            "GET /size/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        ));
+    }
+    tls.write_all(requests.as_bytes()).unwrap();
+    for (i, n) in sizes.iter().enumerate() {
+        let r = read_response(&mut tls, false).unwrap_or_else(|| panic!("response {i} missing"));
+        assert_eq!(r.status, 200, "response {i}");
+        assert_eq!(r.body.len(), *n, "response {i}: body length");
+        assert!(
+            r.body == sized_body(*n),
+            "response {i} ({n} bytes): body differs"
+        );
+    }
+}
+
+#[test]
+fn many_keep_alive_requests_alternate_lua_thread_and_connection_thread_over_tls() {
+    // Answers up to 64 KiB go out from the Lua thread (the connection parked between requests),
+    // bigger ones through the connection thread; both share one TLS session in turn. Through a
+    // small receive window, the Lua thread's write of a 60 KiB answer leaves records in the
+    // session, which the connection thread must send while the client waits (it sends nothing
+    // more until it has the whole answer).
+    let pki = Pki::new();
+    let server = Server::start(&tls_listen_script(SIZED), &pki.server_args());
+    let mut tls = rustls_client(&pki, common::connect_with_small_window(server.port, 4096));
+    for i in 0..200usize {
+        let n = match i % 7 {
+            3 => 300_000 + i,
+            5 => 60_000 + i,
+            _ => i * 13,
+        };
+        tls.write_all(format!("GET /size/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut tls, false).unwrap_or_else(|| panic!("response {i} missing"));
+        assert_eq!(r.status, 200, "response {i}");
+        assert!(
+            r.body == sized_body(n),
+            "response {i} ({n} bytes): body differs"
+        );
+    }
+}
+
+#[test]
+fn a_large_upload_is_echoed_whole_over_tls() {
+    let pki = Pki::new();
+    let server = Server::start(&tls_listen_script(SIZED), &pki.server_args());
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut tls = rustls_client(&pki, common::connect(server.port));
+    for round in 0..2 {
+        let head = format!(
+            "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).unwrap();
+        tls.write_all(&body).unwrap();
+        let r = read_response(&mut tls, false).expect("a response");
+        assert_eq!(r.status, 200, "round {round}");
+        assert!(r.body == body, "round {round}: the echo differs");
+    }
+}
+
+#[test]
+fn websocket_upgrade_on_an_https_listener_echoes_messages() {
+    // lua-http's websocket over a `tls = true` listener: the engine hands the TLS connection to
+    // the WebSocket engine after the 101. The client is tungstenite over rustls.
+    let pki = Pki::new();
+    let source = r#"
+local http_server = require "http.server"
+local websocket = require "http.websocket"
+local server = assert(http_server.listen {
+    host = "127.0.0.1", port = 0, tls = true,
+    onstream = function(server, stream)
+        local ws = assert(websocket.new_from_stream(stream, assert(stream:get_headers())))
+        assert(ws:accept())
+        while true do
+            local data, opcode = ws:receive()
+            if not data then break end
+            assert(ws:send("echo " .. data, opcode))
+        end
+    end,
+})
+assert(server:listen())
+print("LISTENING " .. select(3, server:localname()))
+assert(server:loop())
+"#;
+    let server = Server::start(source, &pki.server_args());
+    let port = server.port;
+    let tls = rustls_client(&pki, common::connect(port));
+    let (mut ws, answer) =
+        tungstenite::client::client(format!("wss://localhost:{port}/ws"), tls).expect("upgrade");
+    assert_eq!(answer.status(), 101);
+    for i in 0..50 {
+        let text = format!("message {i} {}", "x".repeat(i * 500));
+        ws.send(tungstenite::Message::text(text.clone())).unwrap();
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => assert_eq!(t.as_str(), format!("echo {text}")),
+            other => panic!("message {i}: {other:?}"),
+        }
+    }
+    let big = vec![7u8; 300_000];
+    ws.send(tungstenite::Message::binary(big.clone())).unwrap();
+    match ws.read().unwrap() {
+        tungstenite::Message::Binary(b) => {
+            assert_eq!(&b[..5], b"echo ");
+            assert!(b[5..] == big[..], "binary echo differs");
+        }
+        other => panic!("binary: {other:?}"),
+    }
+    ws.close(None).unwrap();
+}
+
+#[test]
+fn answers_asked_for_while_the_client_still_reads_an_earlier_one_arrive_whole_over_tls() {
+    // The client reads only part of a big answer before asking for a 60 KiB one, so the Lua
+    // thread's write of the second may find the socket still full of the first and leave
+    // encrypted records in the session, for the connection thread to send (the unit tests in
+    // `src/tls.rs` check that part deterministically). With the keep-alive timeout at 60 s, a
+    // record left unsent shows as the client's 20 s read timeout, not as a slow pass.
+    let pki = Pki::new();
+    let mut args = pki.server_args().to_vec();
+    args.extend_from_slice(&["--keep-alive-timeout", "60"]);
+    let server = Server::start(&tls_listen_script(SIZED), &args);
+    let mut tls = rustls_client(&pki, common::connect_with_small_window(server.port, 4096));
+    for round in 0..20 {
+        let big = 400_000 + round;
+        tls.write_all(format!("GET /size/{big} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .unwrap();
+        // Everything but the last 100 KB or so of the first answer.
+        let mut first = vec![0u8; big - 100_000];
+        tls.read_exact(&mut first).unwrap();
+        let small = 60_000 + round;
+        tls.write_all(format!("GET /size/{small} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut rest = vec![0u8; 100_000];
+        tls.read_exact(&mut rest).unwrap();
+        first.extend_from_slice(&rest);
+        // The first answer's head and body, then the start of the second answer.
+        let mut stream = std::io::Cursor::new(first).chain(&mut tls);
+        let r = read_response(&mut stream, false).expect("the first answer");
+        assert_eq!(r.status, 200, "round {round}");
+        assert!(
+            r.body == sized_body(big),
+            "round {round}: first answer differs"
+        );
+        let r = read_response(&mut stream, false).expect("the second answer");
+        assert!(
+            r.body == sized_body(small),
+            "round {round}: second answer differs"
+        );
+    }
 }

@@ -11,8 +11,10 @@
 //! thread has parked the connection with it (see [`crate::lane`]), it reads a small next request
 //! itself ([`open_fast`]) so that this thread sleeps on; everything else comes back here.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpStream};
+
+use crate::socket::Socket;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,40 +38,43 @@ const MAX_BODY_DISCARD: u64 = 1024 * 1024;
 
 /// Starts a thread serving `stream`, or answers `503` if the listener is at its connection limit.
 pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
-    spawn_at(stream, None, shared)
+    start(Socket::plain(stream), None, shared, true)
 }
 
-/// The peer's and the local address of a connection, when the socket served is not the one the
-/// client connected to (TLS: the engine's end of a socket pair, `src/tls.rs`).
+/// The peer's and the local address of a TLS connection (read before the handshake).
 pub type Addresses = (Option<SocketAddr>, Option<SocketAddr>);
 
-/// [`spawn`] for a TLS connection whose handshake is done: `stream` is the engine's end of its
-/// socket pair, `addresses` the client's and the local address of the TCP connection.
-pub fn spawn_tls(stream: TcpStream, addresses: Addresses, shared: Arc<ListenerShared>) {
-    spawn_at(stream, Some(addresses), shared)
+/// Serves a TLS connection whose handshake is done, on the calling thread (the one that ran
+/// the handshake), or answers `503` if the listener is at its connection limit.
+pub fn serve_tls(socket: Socket, addresses: Addresses, shared: Arc<ListenerShared>) {
+    start(socket, Some(addresses), shared, false)
 }
 
-/// [`spawn`], with the connection's addresses given rather than read off `stream` exactly when
-/// it is TLS.
-fn spawn_at(stream: TcpStream, addresses: Option<Addresses>, shared: Arc<ListenerShared>) {
-    let stream = Arc::new(stream);
+/// Serves a plain connection on a port that serves TLS too, on the calling thread (the one that
+/// looked at its first byte).
+pub fn serve_tls_port_plain(socket: Socket, shared: Arc<ListenerShared>) {
+    start(socket, None, shared, false)
+}
+
+/// Serves `socket` on a new thread (`spawn`) or the calling one, with the connection's
+/// addresses given (TLS) rather than read off the socket.
+fn start(socket: Socket, addresses: Option<Addresses>, shared: Arc<ListenerShared>, spawn: bool) {
+    let stream = Arc::new(socket);
     let Some(worker) = shared
         .connections
-        .enroll(stream.clone(), shared.config.max_connections)
+        .enroll(stream.tcp_shared().clone(), shared.config.max_connections)
     else {
         log::warn!(
             "port {}: {} connections open, refusing one with 503",
             shared.port,
             shared.config.max_connections
         );
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.tcp().set_write_timeout(Some(Duration::from_secs(1)));
         reject(Input::shared(stream), 503, 1);
         return;
     };
-    let builder = std::thread::Builder::new()
-        .name("ccserve-conn".into())
-        .stack_size(shared.config.thread_stack_size);
-    if let Err(e) = builder.spawn(move || {
+    let stack = shared.config.thread_stack_size;
+    let run = move || {
         let _worker = worker;
         let connection = next_connection_id();
         serve(stream, addresses, connection, &shared);
@@ -79,7 +84,14 @@ fn spawn_at(stream: TcpStream, addresses: Option<Addresses>, shared: Arc<Listene
                 .events
                 .send_blocking(Event::ConnectionClosed(connection));
         }
-    }) {
+    };
+    if !spawn {
+        return run();
+    }
+    let builder = std::thread::Builder::new()
+        .name("ccserve-conn".into())
+        .stack_size(stack);
+    if let Err(e) = builder.spawn(run) {
         // The closure (the stream and the worker slot in it) is gone; the client sees the
         // connection close.
         log::warn!("cannot start a connection thread: {e}");
@@ -87,18 +99,22 @@ fn spawn_at(stream: TcpStream, addresses: Option<Addresses>, shared: Arc<Listene
 }
 
 fn serve(
-    stream: Arc<TcpStream>,
+    stream: Arc<Socket>,
     addresses: Option<Addresses>,
     connection: u64,
     shared: &Arc<ListenerShared>,
 ) {
     let config = &shared.config;
     crate::sched::batch_thread(config.batch_io_threads);
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(config.write_timeout));
+    let _ = stream.tcp().set_nodelay(true);
+    let _ = stream.tcp().set_write_timeout(Some(config.write_timeout));
     let tls = addresses.is_some();
-    let (peer, local) =
-        addresses.unwrap_or_else(|| (stream.peer_addr().ok(), stream.local_addr().ok()));
+    let (peer, local) = addresses.unwrap_or_else(|| {
+        (
+            stream.tcp().peer_addr().ok(),
+            stream.tcp().local_addr().ok(),
+        )
+    });
     let peers = Peers {
         peer,
         local,
@@ -118,10 +134,7 @@ fn serve(
         let next = 'request: {
             // Between requests, with nothing read ahead: park, and let the Lua thread read the
             // next request if it can.
-            if let Some(lane) = lane
-                .as_ref()
-                .filter(|_| !first && input.buffered().is_empty())
-            {
+            if let Some(lane) = lane.as_ref().filter(|_| !first && !input.has_input()) {
                 match lane.park(idle_from) {
                     Some(Resumed::Serve(opened)) => {
                         break 'request opened.serve(&mut input, None, shared)
@@ -155,7 +168,7 @@ fn serve(
             }
             Next::Gone => return,
             Next::Abort => {
-                let _ = input.stream().shutdown(Shutdown::Both);
+                let _ = input.stream().tcp().shutdown(Shutdown::Both);
                 return;
             }
             Next::Upgrade(take_over) => {
@@ -311,7 +324,7 @@ fn handle_request(
     let direct = streamed_body
         .as_ref()
         .is_none_or(|b| b.reader.is_done())
-        .then(|| !input.buffered().is_empty());
+        .then(|| input.has_input());
     let Some((mut opened, request)) = open(
         head,
         body,
@@ -355,7 +368,7 @@ pub(crate) struct Opened {
 fn open(
     head: RequestHead,
     body: Vec<u8>,
-    stream: &Arc<TcpStream>,
+    stream: &Arc<Socket>,
     peers: &Peers,
     shared: &ListenerShared,
     opts: WireOptions,
@@ -411,7 +424,7 @@ fn open(
 /// thread serves these bytes as usual.
 pub(crate) fn open_fast(
     bytes: &[u8],
-    stream: &Arc<TcpStream>,
+    stream: &Arc<Socket>,
     peers: &Peers,
     shared: &ListenerShared,
 ) -> Option<(Opened, Event)> {
@@ -524,7 +537,9 @@ fn serve_exchange(
             }
             Work::Abort => return Next::Abort,
             Work::Sent(sent) => {
-                if !sent.rest.is_empty() {
+                // Over TLS, records of the response may still wait in the session: writing the
+                // rest (even none) sends them first.
+                if !sent.rest.is_empty() || sent.flush {
                     if let Err(e) = input.stream().write_all(&sent.rest) {
                         log::debug!("writing a response failed: {e}");
                         return Next::Gone;
@@ -761,10 +776,11 @@ fn reject(mut input: Input, status: u16, minor: u8) {
 /// still sends for a moment, so the kernel does not reset the connection (and the response with
 /// it) because unread request bytes were left behind.
 fn linger_close(input: Input) {
-    let mut stream = input.stream();
-    if stream.shutdown(Shutdown::Write).is_err() {
+    // Over TLS, after `close_notify`; what follows is read raw and thrown away.
+    if input.stream().shutdown_write().is_err() {
         return;
     }
+    let mut stream = input.stream().tcp();
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut discarded = 0usize;
     let mut scratch = [0u8; 4096];

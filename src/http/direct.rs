@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::response::WireOptions;
+use crate::socket::Socket;
 
 /// Largest response body written by the Lua thread; larger ones go through the connection thread
 /// (no point copying a big body into one buffer to have most of it handed over anyway).
@@ -31,7 +32,7 @@ pub const DIRECT_MAX_BODY: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Direct {
     /// The connection's socket.
-    pub stream: Arc<TcpStream>,
+    pub stream: Arc<Socket>,
     /// Wakes the connection thread from [`Waker::wait`].
     pub waker: Arc<Waker>,
     /// The request's wire options (its keep-alive is the most the response may keep).
@@ -48,7 +49,7 @@ impl Direct {
     /// An error means the client is gone (or the socket is broken): the connection thread will
     /// find out when it writes the rest.
     pub fn send(&self, bytes: &[u8]) -> io::Result<usize> {
-        crate::net::send_nonblocking(&self.stream, &[bytes])
+        self.stream.send_nonblocking(bytes)
     }
 }
 

@@ -19,7 +19,6 @@
 //! being removed, or the script ending. Every later use from Lua sees it closed.
 
 use std::collections::VecDeque;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -28,6 +27,7 @@ use super::body::BodyError;
 use super::direct::{Direct, DIRECT_MAX_BODY};
 use super::response::{encode_response, PartWriter, Response, ResponseHead, WireOptions};
 use crate::event::{Event, EventSender};
+use crate::socket::Socket;
 
 /// A piece of a response, in the order it goes out.
 pub enum Part {
@@ -62,7 +62,7 @@ pub type Upgrade = Box<dyn FnOnce(Upgraded) + Send>;
 /// A connection handed over by [`Part::Upgrade`].
 pub struct Upgraded {
     /// The socket (other handles on it, kept to shut it down at stop, stay valid).
-    pub stream: Arc<TcpStream>,
+    pub stream: Arc<Socket>,
     /// Bytes the client sent after the request that were already read off the socket.
     pub leftover: Vec<u8>,
 }
@@ -151,6 +151,8 @@ pub struct Sent {
     pub keep_alive: bool,
     /// What the socket did not take, for the connection thread to write.
     pub rest: Vec<u8>,
+    /// Over TLS: records of the response wait in the session for the connection thread to send.
+    pub flush: bool,
     /// When the response was finished (the keep-alive idle time runs from there).
     pub at: Instant,
 }
@@ -255,7 +257,9 @@ impl Exchange {
     pub fn take_sent_whole(&self) -> Option<Instant> {
         let mut st = self.lock();
         match &st.sent {
-            Some(sent) if sent.rest.is_empty() && sent.keep_alive && !st.socket_seen => {
+            Some(sent)
+                if sent.rest.is_empty() && !sent.flush && sent.keep_alive && !st.socket_seen =>
+            {
                 let at = sent.at;
                 st.sent = None;
                 Some(at)
@@ -343,14 +347,16 @@ impl Exchange {
         } else {
             out.split_off(taken)
         };
+        let flush = direct.stream.pending();
         // The connection thread learns of a response sent whole from its socket (the client's
         // next request), unless it stopped watching it (a request already waiting behind this
         // one): then it must be woken, as for a remainder to write. A response that ends the
         // connection wakes it too: the client waits for the close, and sends nothing more.
-        let wake = !out.is_empty() || st.socket_seen || !keep_alive;
+        let wake = !out.is_empty() || flush || st.socket_seen || !keep_alive;
         st.sent = Some(Sent {
             keep_alive,
             rest: out,
+            flush,
             at: Instant::now(),
         });
         st.parts = VecDeque::new();
@@ -622,7 +628,7 @@ impl Exchange {
         // Even without a response deadline, wake within the keep-alive timeout: a response the
         // Lua side sent itself leaves the connection idle from then on.
         let idle = direct.keep_alive_timeout;
-        let watch = (!st.socket_seen).then_some(&*stream);
+        let watch = (!st.socket_seen).then_some(stream.tcp());
         st.polling = true;
         drop(st);
         let woken = waker.wait(watch, timeout.map_or(idle, |t| t.min(idle)));

@@ -5,9 +5,11 @@
 //! connection past its deadline (slowloris). Nothing here polls: a read blocks until data, the
 //! deadline, or the peer closing.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
+
+use crate::socket::Socket;
 use std::time::{Duration, Instant};
 
 /// Why a read did not produce bytes.
@@ -24,7 +26,7 @@ pub enum ReadError {
 /// Buffered input from one connection. Bytes between `start` and `end` are unread.
 pub struct Input {
     // Shared so a server being stopped can shut the socket down under a blocked read.
-    stream: Arc<TcpStream>,
+    stream: Arc<Socket>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -34,13 +36,13 @@ pub struct Input {
 const READ_CHUNK: usize = 8 * 1024;
 
 impl Input {
-    /// Wraps a stream.
+    /// Wraps a plain stream.
     pub fn new(stream: TcpStream) -> Input {
-        Input::shared(Arc::new(stream))
+        Input::shared(Arc::new(Socket::plain(stream)))
     }
 
-    /// Wraps a stream that others may hold too (to shut it down).
-    pub fn shared(stream: Arc<TcpStream>) -> Input {
+    /// Wraps a socket that others may hold too (to shut it down).
+    pub fn shared(stream: Arc<Socket>) -> Input {
         Input {
             stream,
             buf: vec![0; READ_CHUNK],
@@ -87,11 +89,12 @@ impl Input {
         let wanted = Some(round_up(left));
         if self.timeout_set != wanted {
             self.stream
+                .tcp()
                 .set_read_timeout(wanted)
                 .map_err(ReadError::Io)?;
             self.timeout_set = wanted;
         }
-        match (&*self.stream).read(&mut self.buf[self.end..]) {
+        match self.stream.read(&mut self.buf[self.end..]) {
             Ok(0) => Err(ReadError::Closed),
             Ok(n) => {
                 self.end += n;
@@ -138,19 +141,25 @@ impl Input {
         Ok(&self.buf[s..s + n])
     }
 
-    /// The shared handle on the stream (for writing from another thread).
-    pub fn shared_stream(&self) -> &Arc<TcpStream> {
+    /// The shared handle on the socket (for writing from another thread).
+    pub fn shared_stream(&self) -> &Arc<Socket> {
         &self.stream
     }
 
-    /// The underlying stream, for writing responses.
-    pub fn stream(&self) -> &TcpStream {
+    /// The connection's socket, for writing responses.
+    pub fn stream(&self) -> &Socket {
         &self.stream
     }
 
-    /// Gives up the stream and the bytes read from it but not consumed (a connection handed
+    /// Whether bytes of the connection wait to be read: buffered here, or (TLS) decrypted in its
+    /// session.
+    pub fn has_input(&self) -> bool {
+        self.start != self.end || self.stream.holds_input()
+    }
+
+    /// Gives up the socket and the bytes read from it but not consumed (a connection handed
     /// over to another protocol keeps them).
-    pub fn into_parts(self) -> (Arc<TcpStream>, Vec<u8>) {
+    pub fn into_parts(self) -> (Arc<Socket>, Vec<u8>) {
         let leftover = self.buf[self.start..self.end].to_vec();
         (self.stream, leftover)
     }

@@ -223,9 +223,9 @@ fn serve_accepted(stream: std::net::TcpStream, shared: &Arc<ListenerShared>) {
             let config = shared.config.clone();
             crate::tls::spawn_accept(stream, tls, &config, move |inner, addresses| {
                 match addresses {
-                    Some(addresses) => super::connection::spawn_tls(inner, addresses, shared),
+                    Some(addresses) => super::connection::serve_tls(inner, addresses, shared),
                     // A plain client on a port serving both.
-                    None => super::connection::spawn(inner, shared),
+                    None => super::connection::serve_tls_port_plain(inner, shared),
                 }
             })
         }

@@ -373,6 +373,8 @@ pub struct Limits {
     pub stack_size: usize,
     /// Whether the two threads run as batch threads ([`crate::sched`]).
     pub batch_threads: bool,
+    /// How long a write may wait for a client that reads nothing (`--write-timeout`).
+    pub write_timeout: std::time::Duration,
 }
 
 impl Limits {
@@ -383,6 +385,7 @@ impl Limits {
             send_queue: config.ws_send_queue,
             stack_size: config.thread_stack_size,
             batch_threads: config.batch_io_threads,
+            write_timeout: config.write_timeout,
         }
     }
 }
@@ -585,7 +588,7 @@ pub fn run_server_side(
     }));
     if events.send_blocking(connected) {
         let lane = Lane::websocket(
-            stream.clone(),
+            Arc::new(crate::socket::Socket::shared(stream.clone())),
             origin,
             pending.id,
             pending.limits.max_message,

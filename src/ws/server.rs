@@ -97,10 +97,19 @@ impl WsServer {
                                 stream,
                                 tls.clone(),
                                 &config,
-                                move |inner, _| spawn_client(inner, shared),
+                                move |socket, _| {
+                                    let (stack, timeout) = (
+                                        shared.config.thread_stack_size,
+                                        shared.config.write_timeout,
+                                    );
+                                    match Arc::new(socket).into_stream(stack, timeout) {
+                                        Ok(stream) => spawn_client(stream, shared),
+                                        Err(e) => log::warn!("cannot serve a wss client: {e}"),
+                                    }
+                                },
                             )
                         }
-                        None => spawn_client(stream, shared),
+                        None => spawn_client(Arc::new(stream), shared),
                     }
                 })
             })?;
@@ -162,8 +171,7 @@ impl Drop for WsServer {
     }
 }
 
-fn spawn_client(stream: TcpStream, shared: Arc<Shared>) {
-    let stream = Arc::new(stream);
+fn spawn_client(stream: Arc<TcpStream>, shared: Arc<Shared>) {
     // The client limit is enforced after the handshake (with close code 1013), not here.
     let Some(worker) = shared.threads.enroll(stream.clone(), usize::MAX) else {
         return;
@@ -252,7 +260,17 @@ fn serve_client(stream: &Arc<TcpStream>, shared: &Shared) {
 /// (written by the exchange, so the handshake is done): starts its writer, announces it to the
 /// script as `origin`, and reads on the calling thread until the connection ends.
 pub fn serve_upgraded(upgraded: Upgraded, origin: WsOrigin, events: &EventSender, limits: Limits) {
-    let stream = upgraded.stream;
+    // A TLS connection goes on through pump threads (`crate::tls::pumped`).
+    let stream = match upgraded
+        .stream
+        .into_stream(limits.stack_size, limits.write_timeout)
+    {
+        Ok(stream) => stream,
+        Err(e) => {
+            log::warn!("cannot hand a connection to the websocket engine: {e}");
+            return;
+        }
+    };
     let pending =
         match connection::start_writer(&stream, next_id(), Role::Server, limits, events.owe()) {
             Ok(p) => p,
@@ -269,7 +287,7 @@ pub fn serve_upgraded(upgraded: Upgraded, origin: WsOrigin, events: &EventSender
 /// Reads and answers the opening handshake. Returns the bytes received after the request, or
 /// `None` if the request was not a valid upgrade (it has been answered with an error status).
 fn handshake(stream: &Arc<TcpStream>, out: &Outbox, config: &Config) -> Option<Vec<u8>> {
-    let mut input = Input::shared(stream.clone());
+    let mut input = Input::shared(Arc::new(crate::socket::Socket::shared(stream.clone())));
     let limits = HeadLimits {
         max_request_line: config.max_request_line,
         max_header_bytes: config.max_header_bytes,

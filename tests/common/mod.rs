@@ -353,7 +353,7 @@ impl Response {
 
 /// Reads one response from `stream`; `head_only` for a response to HEAD.
 /// Returns `None` if the connection closed before a status line.
-pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Option<Response> {
+pub fn read_response(stream: &mut impl Read, head_only: bool) -> Option<Response> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -404,8 +404,8 @@ pub fn read_response(stream: &mut TcpStream, head_only: bool) -> Option<Response
 }
 
 /// Reads a chunked body (streamed responses), strictly: any framing error fails the test.
-fn read_chunked(stream: &mut TcpStream) -> Vec<u8> {
-    let line = |stream: &mut TcpStream| {
+fn read_chunked(stream: &mut impl Read) -> Vec<u8> {
+    let line = |stream: &mut dyn Read| {
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         while !line.ends_with(b"\r\n") {
