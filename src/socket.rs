@@ -161,12 +161,6 @@ impl Socket {
     }
 }
 
-impl Read for &Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Socket::read(self, buf)
-    }
-}
-
 impl Write for &Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Socket::write_all(self, buf).map(|()| buf.len())

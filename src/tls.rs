@@ -1,13 +1,12 @@
-//! TLS for servers and clients, with rustls (the `ring` provider), outside the HTTP and WebSocket
-//! engines.
+//! TLS for servers and clients, with rustls (the `ring` provider).
 //!
-//! The engines serve plain sockets, and much of their speed comes from that (the Lua thread
-//! parks idle connections in its `epoll` set and writes small responses straight on the socket,
-//! `src/lane.rs`, `src/http/direct.rs`). A TLS connection is handed to them as the far end of a
-//! socket pair instead: once the handshake is done, two pump threads move bytes between the pair
-//! and the TLS session (one decrypts what the peer sends, one encrypts what the engine writes).
-//! The engines see a plain connection with the peer's real addresses; every limit, timeout and
-//! API works unchanged on it. The price is one more hop per direction (README, "TLS").
+//! Once the handshake is done, a connection's [`Session`] travels with its socket
+//! ([`crate::socket::Socket`]): the HTTP engine reads and writes plain bytes through it from
+//! whichever thread has the connection, its connection thread or the Lua thread (which reads a
+//! parked connection's next request and writes small answers itself, `src/lane.rs`,
+//! `src/http/direct.rs`), so an HTTPS request costs what a plain one does plus the crypto. Code
+//! that drives a plain socket itself (the WebSocket engine, the HTTP client) gets the far end of
+//! a socket pair instead, with two threads pumping between it and the session ([`pumped`]).
 //!
 //! Servers: [`ServerTls`] holds the certificate and key given on the command line and re-reads
 //! them when their files change (checked at most once a second, at the next handshake), so a
@@ -32,8 +31,8 @@ use rustls::{
 
 use crate::socket::Socket;
 
-/// Largest piece moved at once between a socket and the TLS session. Half a TLS record: each
-/// pump's buffer is resident for as long as its connection lives.
+/// Largest piece read off a socket for the session at once, and moved by a pump at once. Half a
+/// TLS record: a pump's buffer is resident for as long as its connection lives.
 const PIECE: usize = 8 * 1024;
 
 /// How often the certificate files are looked at for a change, at most.

@@ -13,8 +13,6 @@
 
 use std::io::Read;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-
-use crate::socket::Socket;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +26,7 @@ use super::listener::{BodyMode, ListenerShared, OwedResponse};
 use super::response::{write_response, PartError, PartWriter, Response, WireOptions};
 use crate::event::{Event, IncomingRequest};
 use crate::lane::{Lane, Resumed};
+use crate::socket::Socket;
 
 /// Largest piece of a streamed request body read at once, whatever the script asks for.
 const MAX_BODY_PIECE: usize = 64 * 1024;
@@ -150,7 +149,12 @@ fn serve(
             let idle_deadline = idle_from + config.keep_alive_timeout;
             let head = match read_head(&mut input, &limits, idle_deadline) {
                 Ok(head) => head,
-                Err(HeadError::Idle) | Err(HeadError::Vanished) => return,
+                Err(HeadError::Idle) => {
+                    // Idle too long, or the client closed: over TLS, `close_notify` first.
+                    let _ = input.stream().shutdown_write();
+                    return;
+                }
+                Err(HeadError::Vanished) => return,
                 Err(HeadError::Reject(status)) => {
                     log::debug!("port {}: rejecting request head with {status}", shared.port);
                     reject(input, status, 1);
