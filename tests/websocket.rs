@@ -391,6 +391,9 @@ fn frame_in_the_same_write_as_the_upgrade_request_is_not_lost() {
 fn clients_over_the_limit_are_closed_with_1013_and_others_unaffected() {
     let server = Server::start(ECHO, &["--ws-max-clients", "1"]);
     let mut first = ws_connect(server.port);
+    // The 101 goes out before the client is admitted: wait until the first one is, so that the
+    // second is the one over the limit.
+    server.line_starting("CONNECT", WAIT).expect("CONNECT line");
     let mut second = ws_connect(server.port);
     let frame = read_close(&mut second).expect("a Close frame for the second client");
     assert_eq!(u16::from(frame.code), 1013);

@@ -606,10 +606,16 @@ pub fn assert_quiet_for(stream: &mut TcpStream, quiet: Duration, what: &str) {
     stream.set_read_timeout(Some(WAIT)).unwrap();
 }
 
-/// Asserts the server closes `stream`, idle from now, after at least `at_least` and well before
-/// `below` (a keep-alive timeout at work, not some later one).
-pub fn assert_closed_when_idle(stream: &mut TcpStream, at_least: Duration, below: Duration) {
-    let idle_since = Instant::now();
+/// Asserts the server closes `stream` at least `at_least` and well before `below` after
+/// `idle_since` (a keep-alive timeout at work, not some later one). Take `idle_since` before
+/// sending the last request: the server's idle time starts after its answer, so the bound then
+/// holds however late the test's thread runs.
+pub fn assert_closed_when_idle(
+    stream: &mut TcpStream,
+    idle_since: Instant,
+    at_least: Duration,
+    below: Duration,
+) {
     assert!(
         closed_within(stream, below.max(WAIT)),
         "idle connection left open"
