@@ -1315,3 +1315,33 @@ fn answers_asked_for_while_the_client_still_reads_an_earlier_one_arrive_whole_ov
         );
     }
 }
+
+#[test]
+fn a_forged_record_ends_its_connection_and_others_go_on() {
+    // After one request (the connection is then parked with the Lua thread), bytes that look
+    // like a TLS record but were not encrypted by the session: the session fails, an alert goes
+    // out, the connection closes; a new connection is served as before.
+    let pki = Pki::new();
+    let server = https_echo(&pki, &[]);
+    for garbage_len in [5usize, 40, 3000] {
+        let mut tls = rustls_client(&pki, common::connect(server.port));
+        tls.write_all(b"GET /before HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut tls, false).expect("the first answer");
+        assert_eq!(r.text(), "GET /before|");
+        let mut forged = vec![0x17, 0x03, 0x03];
+        forged.extend_from_slice(&(garbage_len as u16).to_be_bytes());
+        forged.extend((0..garbage_len).map(|i| (i * 31 % 256) as u8));
+        tls.sock.write_all(&forged).unwrap();
+        assert!(
+            closed_within(&mut tls.sock, QUICK),
+            "connection left open after a forged record of {garbage_len} bytes"
+        );
+        let mut other = rustls_client(&pki, common::connect(server.port));
+        other
+            .write_all(b"GET /after HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut other, false).expect("an answer on a new connection");
+        assert_eq!(r.text(), "GET /after|");
+    }
+}
