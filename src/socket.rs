@@ -19,7 +19,8 @@ use crate::tls::Session;
 /// One connection's socket, plain or TLS (see the module docs).
 pub struct Socket {
     tcp: Arc<TcpStream>,
-    tls: Option<Session>,
+    /// Boxed: a session is over a kilobyte, which a plain connection should not carry.
+    tls: Option<Box<Session>>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -58,7 +59,7 @@ impl Socket {
     pub(crate) fn tls(tcp: TcpStream, session: Session) -> Socket {
         Socket {
             tcp: Arc::new(tcp),
-            tls: Some(session),
+            tls: Some(Box::new(session)),
         }
     }
 
@@ -104,13 +105,13 @@ impl Socket {
 
     /// Whether bytes written are still waiting in the TLS session for the socket.
     pub fn pending(&self) -> bool {
-        self.tls.as_ref().is_some_and(Session::pending)
+        self.tls.as_deref().is_some_and(Session::pending)
     }
 
     /// Whether the TLS session holds decrypted bytes not yet read: the socket may have nothing
     /// to read while the connection does.
     pub fn holds_input(&self) -> bool {
-        self.tls.as_ref().is_some_and(Session::holds_input)
+        self.tls.as_deref().is_some_and(Session::holds_input)
     }
 
     /// Reads what the socket has without blocking (`WouldBlock` when nothing came). `raw`
