@@ -68,6 +68,11 @@ impl Socket {
         &self.tcp
     }
 
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// [`tcp`](Self::tcp), shared (to shut it down from another thread).
     pub fn tcp_shared(&self) -> &Arc<TcpStream> {
         &self.tcp
@@ -155,7 +160,7 @@ impl Socket {
         stack: usize,
         write_timeout: Duration,
     ) -> io::Result<Arc<TcpStream>> {
-        if self.tls.is_none() {
+        if !self.is_tls() {
             return Ok(self.tcp.clone());
         }
         crate::tls::pumped(self, stack, write_timeout).map(Arc::new)

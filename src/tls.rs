@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -226,9 +226,7 @@ fn handshake(conn: &mut Connection, tcp: &mut TcpStream, deadline: Instant) -> i
         }
     }
     // Whatever the handshake left to send (a TLS 1.3 server's session tickets).
-    while conn.wants_write() {
-        conn.write_tls(tcp)?;
-    }
+    send_records(conn, tcp)?;
     tcp.set_read_timeout(None)?;
     tcp.set_write_timeout(None)?;
     Ok(())
@@ -236,15 +234,14 @@ fn handshake(conn: &mut Connection, tcp: &mut TcpStream, deadline: Instant) -> i
 
 /// Serves a TLS connection accepted by a listener: runs the handshake on a thread of its own
 /// (within the header timeout, never on the accepting thread; at most `--max-connections` at
-/// once), then calls `serve` on that thread with the connection's [`Socket`] and the peer's and
-/// local addresses (a plain connection on a port serving both: a plain socket, and no
-/// addresses). A client that fails or stalls the handshake is dropped; plain HTTP gets a `400`
-/// (see [`accept`]).
+/// once), then calls `serve` on that thread with the connection's [`Socket`] (a plain one for a
+/// plain client on a port serving both). A client that fails or stalls the handshake is
+/// dropped; plain HTTP gets a `400` (see [`accept`]).
 pub fn spawn_accept(
     tcp: TcpStream,
     tls: TlsListen,
     config: &crate::config::Config,
-    serve: impl FnOnce(Socket, Option<(Option<SocketAddr>, Option<SocketAddr>)>) + Send + 'static,
+    serve: impl FnOnce(Socket) + Send + 'static,
 ) {
     // Handshakes in progress, process-wide: a flood of connections that never finish theirs
     // holds at most `--max-connections` threads (each for at most the header timeout).
@@ -265,8 +262,8 @@ pub fn spawn_accept(
             let accepted = accept(tcp, &tls, deadline);
             HANDSHAKING.fetch_sub(1, Ordering::SeqCst);
             match accepted {
-                Ok(Accepted::Ready(socket, peer, local)) => serve(*socket, Some((peer, local))),
-                Ok(Accepted::Plain(tcp)) => serve(Socket::plain(tcp), None),
+                Ok(Accepted::Ready(socket)) => serve(*socket),
+                Ok(Accepted::Plain(tcp)) => serve(Socket::plain(tcp)),
                 Ok(Accepted::PlainHttp) => log::debug!("plain HTTP on a TLS port: answered 400"),
                 Err(e) => log::debug!("TLS handshake failed: {e}"),
             }
@@ -309,8 +306,8 @@ pub struct TlsListen {
 
 /// What a server's TLS handshake came to.
 pub enum Accepted {
-    /// The connection, and the peer's and local addresses.
-    Ready(Box<Socket>, Option<SocketAddr>, Option<SocketAddr>),
+    /// The connection, its handshake done.
+    Ready(Box<Socket>),
     /// A plain connection on a port that serves both: the socket itself.
     Plain(TcpStream),
     /// The client sent plain HTTP to a TLS-only port: it was answered `400` with a note.
@@ -324,8 +321,6 @@ const PLAIN_TO_TLS: &str = "This port serves HTTPS: use https:// to reach it.";
 /// bytes are a plain HTTP request line gets a `400` saying to use `https://`; one that stalls
 /// or fails the handshake gets an error (the caller drops it).
 pub fn accept(tcp: TcpStream, tls: &TlsListen, deadline: Instant) -> io::Result<Accepted> {
-    let peer = tcp.peer_addr().ok();
-    let local = tcp.local_addr().ok();
     // As on plain connections: a response must not wait for the client's delayed ACK of the
     // record before it (session tickets, then the first response, are two writes).
     let _ = tcp.set_nodelay(true);
@@ -367,11 +362,10 @@ pub fn accept(tcp: TcpStream, tls: &TlsListen, deadline: Instant) -> io::Result<
     let conn = ServerConnection::new(tls.cert.config()).map_err(io::Error::other)?;
     let mut conn = Connection::from(conn);
     handshake(&mut conn, &mut tcp, deadline)?;
-    Ok(Accepted::Ready(
-        Box::new(Socket::tls(tcp, Session::new(conn))),
-        peer,
-        local,
-    ))
+    Ok(Accepted::Ready(Box::new(Socket::tls(
+        tcp,
+        Session::new(conn),
+    ))))
 }
 
 /// One connection's TLS session, shared by whichever thread reads or writes the connection at
@@ -579,14 +573,19 @@ impl Inner {
 
     /// Sends every record the session has ready, blocking on `tcp` as its write timeout allows.
     fn flush(&mut self, tcp: &TcpStream) -> io::Result<()> {
-        let mut out = tcp;
-        while self.conn.wants_write() {
-            if self.conn.write_tls(&mut out)? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-        }
-        Ok(())
+        send_records(&mut self.conn, tcp)
     }
+}
+
+/// Sends every record `conn` has ready, blocking on `tcp` as its write timeout allows.
+fn send_records(conn: &mut Connection, tcp: &TcpStream) -> io::Result<()> {
+    let mut out = tcp;
+    while conn.wants_write() {
+        if conn.write_tls(&mut out)? == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+    }
+    Ok(())
 }
 
 /// A socket written without blocking: `WouldBlock` when it takes nothing.

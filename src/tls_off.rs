@@ -2,7 +2,7 @@
 //! the build lacks it (the real module is `tls.rs`).
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,9 +89,7 @@ pub fn spawn_accept(
     _tcp: TcpStream,
     tls: TlsListen,
     _config: &crate::config::Config,
-    _serve: impl FnOnce(crate::socket::Socket, Option<(Option<SocketAddr>, Option<SocketAddr>)>)
-        + Send
-        + 'static,
+    _serve: impl FnOnce(crate::socket::Socket) + Send + 'static,
 ) {
     let TlsListen { cert, plain_too } = tls;
     let _ = plain_too;

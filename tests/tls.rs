@@ -1145,14 +1145,26 @@ end
 res.close()
 "#;
 
+/// A CraftOS server over TLS answering [`SIZED`], started with `extra` options too.
+fn sized_server(pki: &Pki, extra: &[&str]) -> Server {
+    let mut args = pki.server_args().to_vec();
+    args.extend_from_slice(extra);
+    Server::start(&tls_listen_script(SIZED), &args)
+}
+
+/// A keep-alive `GET /size/n`.
+fn get_size(n: usize) -> String {
+    format!("GET /size/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+}
+
 #[test]
 fn pipelined_responses_to_a_client_that_reads_late_arrive_whole_over_tls() {
     // The client asks for 24 responses at once through a small receive window and reads only
-    // then: the Lua thread's direct write of a response (up to 64 KiB) finds the socket full,
-    // the records it encrypted wait in the session, and the connection thread sends them before
-    // the rest of the response and the next one.
+    // then: a direct write of a response (up to 64 KiB) by the Lua thread may find the socket
+    // full and leave records in the session, for the connection thread to send before the rest
+    // of the response and the next one (the unit tests in `src/tls.rs` force that case).
     let pki = Pki::new();
-    let server = Server::start(&tls_listen_script(SIZED), &pki.server_args());
+    let server = sized_server(&pki, &[]);
     let sizes: Vec<usize> = (0..24)
         .map(|i| {
             [
@@ -1163,9 +1175,7 @@ fn pipelined_responses_to_a_client_that_reads_late_arrive_whole_over_tls() {
     let mut tls = rustls_client(&pki, common::connect_with_small_window(server.port, 4096));
     let mut requests = String::new();
     for n in &sizes {
-        requests.push_str(&format!(
-            "GET /size/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n"
-        ));
+        requests.push_str(&get_size(*n));
     }
     tls.write_all(requests.as_bytes()).unwrap();
     for (i, n) in sizes.iter().enumerate() {
@@ -1183,11 +1193,11 @@ fn pipelined_responses_to_a_client_that_reads_late_arrive_whole_over_tls() {
 fn many_keep_alive_requests_alternate_lua_thread_and_connection_thread_over_tls() {
     // Answers up to 64 KiB go out from the Lua thread (the connection parked between requests),
     // bigger ones through the connection thread; both share one TLS session in turn. Through a
-    // small receive window, the Lua thread's write of a 60 KiB answer leaves records in the
-    // session, which the connection thread must send while the client waits (it sends nothing
-    // more until it has the whole answer).
+    // small receive window, the Lua thread's write of a 60 KiB answer may leave records in the
+    // session, which the connection thread must then send while the client waits (it sends
+    // nothing more until it has the whole answer).
     let pki = Pki::new();
-    let server = Server::start(&tls_listen_script(SIZED), &pki.server_args());
+    let server = sized_server(&pki, &[]);
     let mut tls = rustls_client(&pki, common::connect_with_small_window(server.port, 4096));
     for i in 0..200usize {
         let n = match i % 7 {
@@ -1195,8 +1205,7 @@ fn many_keep_alive_requests_alternate_lua_thread_and_connection_thread_over_tls(
             5 => 60_000 + i,
             _ => i * 13,
         };
-        tls.write_all(format!("GET /size/{n} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-            .unwrap();
+        tls.write_all(get_size(n).as_bytes()).unwrap();
         let r = read_response(&mut tls, false).unwrap_or_else(|| panic!("response {i} missing"));
         assert_eq!(r.status, 200, "response {i}");
         assert!(
@@ -1209,7 +1218,7 @@ fn many_keep_alive_requests_alternate_lua_thread_and_connection_thread_over_tls(
 #[test]
 fn a_large_upload_is_echoed_whole_over_tls() {
     let pki = Pki::new();
-    let server = Server::start(&tls_listen_script(SIZED), &pki.server_args());
+    let server = sized_server(&pki, &[]);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let mut tls = rustls_client(&pki, common::connect(server.port));
     for round in 0..2 {
@@ -1283,20 +1292,16 @@ fn answers_asked_for_while_the_client_still_reads_an_earlier_one_arrive_whole_ov
     // `src/tls.rs` check that part deterministically). With the keep-alive timeout at 60 s, a
     // record left unsent shows as the client's 20 s read timeout, not as a slow pass.
     let pki = Pki::new();
-    let mut args = pki.server_args().to_vec();
-    args.extend_from_slice(&["--keep-alive-timeout", "60"]);
-    let server = Server::start(&tls_listen_script(SIZED), &args);
+    let server = sized_server(&pki, &["--keep-alive-timeout", "60"]);
     let mut tls = rustls_client(&pki, common::connect_with_small_window(server.port, 4096));
     for round in 0..20 {
         let big = 400_000 + round;
-        tls.write_all(format!("GET /size/{big} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-            .unwrap();
+        tls.write_all(get_size(big).as_bytes()).unwrap();
         // Everything but the last 100 KB or so of the first answer.
         let mut first = vec![0u8; big - 100_000];
         tls.read_exact(&mut first).unwrap();
         let small = 60_000 + round;
-        tls.write_all(format!("GET /size/{small} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-            .unwrap();
+        tls.write_all(get_size(small).as_bytes()).unwrap();
         let mut rest = vec![0u8; 100_000];
         tls.read_exact(&mut rest).unwrap();
         first.extend_from_slice(&rest);

@@ -37,27 +37,18 @@ const MAX_BODY_DISCARD: u64 = 1024 * 1024;
 
 /// Starts a thread serving `stream`, or answers `503` if the listener is at its connection limit.
 pub fn spawn(stream: TcpStream, shared: Arc<ListenerShared>) {
-    start(Socket::plain(stream), None, shared, true)
+    start(Socket::plain(stream), shared, true)
 }
 
-/// The peer's and the local address of a TLS connection (read before the handshake).
-pub type Addresses = (Option<SocketAddr>, Option<SocketAddr>);
-
-/// Serves a TLS connection whose handshake is done, on the calling thread (the one that ran
-/// the handshake), or answers `503` if the listener is at its connection limit.
-pub fn serve_tls(socket: Socket, addresses: Addresses, shared: Arc<ListenerShared>) {
-    start(socket, Some(addresses), shared, false)
+/// Serves a connection of a TLS listener on the calling thread (the one that ran its handshake,
+/// or, on a port serving both, looked at its first byte), or answers `503` if the listener is at
+/// its connection limit.
+pub fn serve_here(socket: Socket, shared: Arc<ListenerShared>) {
+    start(socket, shared, false)
 }
 
-/// Serves a plain connection on a port that serves TLS too, on the calling thread (the one that
-/// looked at its first byte).
-pub fn serve_tls_port_plain(socket: Socket, shared: Arc<ListenerShared>) {
-    start(socket, None, shared, false)
-}
-
-/// Serves `socket` on a new thread (`spawn`) or the calling one, with the connection's
-/// addresses given (TLS) rather than read off the socket.
-fn start(socket: Socket, addresses: Option<Addresses>, shared: Arc<ListenerShared>, spawn: bool) {
+/// Serves `socket` on a new thread (`spawn`) or the calling one.
+fn start(socket: Socket, shared: Arc<ListenerShared>, spawn: bool) {
     let stream = Arc::new(socket);
     let Some(worker) = shared
         .connections
@@ -76,7 +67,7 @@ fn start(socket: Socket, addresses: Option<Addresses>, shared: Arc<ListenerShare
     let run = move || {
         let _worker = worker;
         let connection = next_connection_id();
-        serve(stream, addresses, connection, &shared);
+        serve(stream, connection, &shared);
         if shared.options.report_closed {
             // The runtime may be gone; then nobody needs to know.
             shared
@@ -97,27 +88,15 @@ fn start(socket: Socket, addresses: Option<Addresses>, shared: Arc<ListenerShare
     }
 }
 
-fn serve(
-    stream: Arc<Socket>,
-    addresses: Option<Addresses>,
-    connection: u64,
-    shared: &Arc<ListenerShared>,
-) {
+fn serve(stream: Arc<Socket>, connection: u64, shared: &Arc<ListenerShared>) {
     let config = &shared.config;
     crate::sched::batch_thread(config.batch_io_threads);
     let _ = stream.tcp().set_nodelay(true);
     let _ = stream.tcp().set_write_timeout(Some(config.write_timeout));
-    let tls = addresses.is_some();
-    let (peer, local) = addresses.unwrap_or_else(|| {
-        (
-            stream.tcp().peer_addr().ok(),
-            stream.tcp().local_addr().ok(),
-        )
-    });
     let peers = Peers {
-        peer,
-        local,
-        tls,
+        peer: stream.tcp().peer_addr().ok(),
+        local: stream.tcp().local_addr().ok(),
+        tls: stream.is_tls(),
         connection,
         // With a waker, the Lua thread writes small responses itself (`super::direct`).
         waker: Waker::new().map(Arc::new),

@@ -221,12 +221,8 @@ fn serve_accepted(stream: std::net::TcpStream, shared: &Arc<ListenerShared>) {
     match shared.options.tls.clone() {
         Some(tls) => {
             let config = shared.config.clone();
-            crate::tls::spawn_accept(stream, tls, &config, move |inner, addresses| {
-                match addresses {
-                    Some(addresses) => super::connection::serve_tls(inner, addresses, shared),
-                    // A plain client on a port serving both.
-                    None => super::connection::serve_tls_port_plain(inner, shared),
-                }
+            crate::tls::spawn_accept(stream, tls, &config, move |socket| {
+                super::connection::serve_here(socket, shared)
             })
         }
         None => super::connection::spawn(stream, shared),

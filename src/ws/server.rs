@@ -93,21 +93,14 @@ impl WsServer {
                     match &tls {
                         Some(tls) => {
                             let config = shared.config.clone();
-                            crate::tls::spawn_accept(
-                                stream,
-                                tls.clone(),
-                                &config,
-                                move |socket, _| {
-                                    let (stack, timeout) = (
-                                        shared.config.thread_stack_size,
-                                        shared.config.write_timeout,
-                                    );
-                                    match Arc::new(socket).into_stream(stack, timeout) {
-                                        Ok(stream) => spawn_client(stream, shared),
-                                        Err(e) => log::warn!("cannot serve a wss client: {e}"),
-                                    }
-                                },
-                            )
+                            crate::tls::spawn_accept(stream, tls.clone(), &config, move |socket| {
+                                let (stack, timeout) =
+                                    (shared.config.thread_stack_size, shared.config.write_timeout);
+                                match Arc::new(socket).into_stream(stack, timeout) {
+                                    Ok(stream) => spawn_client(stream, shared),
+                                    Err(e) => log::warn!("cannot serve a wss client: {e}"),
+                                }
+                            })
                         }
                         None => spawn_client(Arc::new(stream), shared),
                     }
