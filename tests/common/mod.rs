@@ -93,7 +93,8 @@ impl Server {
         let mut server = Server::spawn_env(source, extra, &[], env);
         let line = server.line_starting("LISTENING ", WAIT).unwrap_or_else(|| {
             panic!(
-                "script did not print LISTENING; stderr:\n{}",
+                "script did not print LISTENING within {WAIT:?}; the process: {}; stderr:\n{}",
+                process_report(server.pid()),
                 server.stderr()
             )
         });
@@ -502,6 +503,37 @@ pub fn listen_script_with(handler: &str, options: &str) -> String {
            return bound\n\
          end\n\
          http.listen(0, function(req, res)\n{handler}\nend, {options})\n"
+    )
+}
+
+/// What `/proc` says of process `pid`, for a failure message: its command line (which shows
+/// whether a child started by the tests ever became ccserve) and each thread's name, state and
+/// the kernel function it waits in.
+pub fn process_report(pid: u32) -> String {
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    let cmdline = read(format!("/proc/{pid}/cmdline")).replace('\0', " ");
+    let mut threads = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let dir = task.path().display().to_string();
+            let stat = read(format!("{dir}/stat"));
+            // The state follows the parenthesised name.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .unwrap_or("?")
+                .to_string();
+            threads.push(format!(
+                "{} {state} {}",
+                read(format!("{dir}/comm")).trim(),
+                read(format!("{dir}/wchan")).trim()
+            ));
+        }
+    }
+    format!(
+        "cmdline `{}`, threads [{}]",
+        cmdline.trim(),
+        threads.join("; ")
     )
 }
 
