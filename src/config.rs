@@ -56,6 +56,11 @@ pub struct Config {
     /// Linux's `SCHED_BATCH` policy, so that waking one to send a response does not preempt the
     /// Lua thread (see README, "Performance"). No effect elsewhere than Linux. Default `true`.
     pub batch_io_threads: bool,
+    /// How long the Lua thread may keep looking for its next event before it sleeps, when events
+    /// have lately come within that time of each other (adapted between zero and this; an idle
+    /// server sleeps at once). Saves the sleep and wake-up on a busy server, for a little CPU
+    /// while looking; see README, "Performance". Zero: always sleep at once. Default 50 µs.
+    pub busy_poll: Duration,
     /// Largest WebSocket message received or sent. A client sending a larger one is closed with
     /// 1009; `send` of a larger one raises `Message is too large`. Default 16 MiB.
     pub ws_max_message: usize,
@@ -110,6 +115,7 @@ impl Default for Config {
             max_queued_events: 65536,
             thread_stack_size: 128 * 1024,
             batch_io_threads: true,
+            busy_poll: Duration::from_micros(50),
             ws_max_message: 16 * 1024 * 1024,
             ws_max_clients: 1024,
             ws_send_queue: 1024,

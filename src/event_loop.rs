@@ -6,7 +6,9 @@
 //! events native threads sent are appended in the order they happen, as are requests the Lua
 //! thread read itself off parked connections (see [`crate::poller`]). While the queue is empty the
 //! loop sleeps until a sender rings (see [`Doorbell`]), a parked connection has a request, or the
-//! next timer is due: no polling, no busy wait, no spinning.
+//! next timer is due. When events have lately come close together, it first keeps looking for a
+//! few tens of microseconds, yielding its core to any thread that wants it (see
+//! [`crate::busy_poll`]); an idle server sleeps at once.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet, VecDeque};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, TryRecvError};
 use mlua::Value;
 
+use crate::busy_poll::BusyPoll;
 use crate::event::{Doorbell, Event};
 use crate::poller::{Parked, Poller};
 
@@ -93,11 +96,19 @@ pub struct Scheduler {
     /// Counts collections, to look at parked connections now and then while the channel is
     /// never empty.
     looks: u32,
+    /// How long to keep looking for an event before sleeping.
+    busy_poll: BusyPoll,
 }
 
 impl Scheduler {
-    /// A scheduler reading native events from `rx`, woken by `bell` when it sleeps.
-    pub fn new(rx: Receiver<Event>, native_cap: usize, bell: Arc<Doorbell>) -> Scheduler {
+    /// A scheduler reading native events from `rx`, woken by `bell` when it sleeps, looking for
+    /// events up to `busy_poll` before sleeping (see [`crate::busy_poll`]).
+    pub fn new(
+        rx: Receiver<Event>,
+        native_cap: usize,
+        bell: Arc<Doorbell>,
+        busy_poll: Duration,
+    ) -> Scheduler {
         let poller = bell.start_poller().cloned();
         Scheduler {
             rx,
@@ -106,6 +117,7 @@ impl Scheduler {
             ready: Vec::new(),
             settling: Vec::new(),
             looks: 0,
+            busy_poll: BusyPoll::new(busy_poll),
             queue: VecDeque::new(),
             native_cap: native_cap.max(1),
             native_queued: 0,
@@ -302,9 +314,57 @@ impl Scheduler {
     }
 
     /// Waits for events from the channel or parked connections until `due` (forever if `None`)
-    /// and queues them; false once `due` has passed with nothing. Sleeps instead of blocking in
-    /// the channel (see [`Doorbell`]).
+    /// and queues them; false once `due` has passed with nothing. Looks for a while first if
+    /// events came close together lately (see [`crate::busy_poll`]), then sleeps.
     fn wait_event(&mut self, due: Option<Instant>) -> bool {
+        if !self.busy_poll.enabled() {
+            return self.sleep_event(due);
+        }
+        let start = Instant::now();
+        let budget = self.busy_poll.budget();
+        if !budget.is_zero() {
+            let until = start + budget;
+            if self.look_until(due.map_or(until, |due| due.min(until))) {
+                return true;
+            }
+        }
+        let got = self.sleep_event(due);
+        self.busy_poll.slept(start.elapsed());
+        got
+    }
+
+    /// Looks at the channel and the parked connections without sleeping until `until`, yielding
+    /// the core between looks to any thread that wants it (a connection thread about to send the
+    /// event, a client on the same machine). Returns whether an event was queued.
+    fn look_until(&mut self, until: Instant) -> bool {
+        loop {
+            if let Ok(ev) = self.rx.try_recv() {
+                self.push_native(ev);
+                return true;
+            }
+            if let Some(poller) = &self.poller {
+                if poller.watching() {
+                    poller.wait(Some(Duration::ZERO), &mut self.ready);
+                }
+            }
+            if !self.ready.is_empty() {
+                let queued = self.queue.len();
+                self.take_ready();
+                if self.queue.len() > queued {
+                    return true;
+                }
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Sleeps until an event arrives from the channel or a parked connection, or `due` passes
+    /// (then false), and queues what arrived. Sleeps instead of blocking in the channel (see
+    /// [`Doorbell`]).
+    fn sleep_event(&mut self, due: Option<Instant>) -> bool {
         loop {
             if let Ok(ev) = self.rx.try_recv() {
                 self.push_native(ev);
@@ -374,11 +434,49 @@ mod tests {
     /// deadline, which the test reports instead of hanging.
     #[test]
     fn no_wake_up_is_lost_when_senders_race_the_receiver_going_to_sleep() {
+        senders_race_the_receiver(Duration::ZERO);
+    }
+
+    /// The same race with busy polling: the receiver looks, then sleeps, then looks again.
+    #[test]
+    fn no_wake_up_is_lost_when_the_receiver_busy_polls_before_sleeping() {
+        senders_race_the_receiver(Duration::from_micros(50));
+    }
+
+    /// Looking finds an event another thread sends meanwhile, and gives up at its deadline when
+    /// none comes; it never sleeps, so the sender need not ring.
+    #[test]
+    fn looking_finds_an_event_sent_meanwhile_and_stops_at_its_deadline() {
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let sender = EventSender::new(tx, Arc::new(ResponseTracker::default()));
+        let mut scheduler = Scheduler::new(rx, 8, sender.doorbell(), Duration::from_micros(50));
+        let start = Instant::now();
+        assert!(!scheduler.look_until(start + Duration::from_millis(2)));
+        assert!(start.elapsed() >= Duration::from_millis(2));
+        let (go, went) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            went.recv().expect("the go-ahead");
+            assert!(sender.send_blocking(Event::StreamReady(7)));
+        });
+        go.send(()).expect("the sender thread");
+        // Far longer than the sender can take, even on a loaded machine: only an event that
+        // looking misses makes this reach its deadline.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        assert!(scheduler.look_until(deadline), "the event was not found");
+        assert!(Instant::now() < deadline);
+        assert!(matches!(
+            scheduler.queue.pop_front().map(|e| e.ev),
+            Some(Queued::Native(Event::StreamReady(7)))
+        ));
+        thread.join().expect("sender thread");
+    }
+
+    fn senders_race_the_receiver(busy_poll: Duration) {
         const SENDERS: usize = 4;
         const EACH: usize = 20_000;
         let (tx, rx) = crossbeam_channel::bounded(8);
         let sender = EventSender::new(tx, Arc::new(ResponseTracker::default()));
-        let mut scheduler = Scheduler::new(rx, 8, sender.doorbell());
+        let mut scheduler = Scheduler::new(rx, 8, sender.doorbell(), busy_poll);
         let threads: Vec<_> = (0..SENDERS)
             .map(|_| {
                 let sender = sender.clone();

@@ -42,6 +42,7 @@ macro_rules! embedded_lua {
     };
 }
 
+mod busy_poll;
 mod config;
 mod craftos;
 mod embedded;

@@ -55,6 +55,9 @@ Options:
                                      chunk returns
       --no-batch-threads             run socket threads under the default Linux scheduling policy
                                      instead of SCHED_BATCH (see README, Performance)
+      --busy-poll MICROSECONDS       longest the Lua thread looks for its next event before it
+                                     sleeps, when events came that close lately; 0: sleep at
+                                     once (default 50, see README, Performance)
   -v, --verbose                      log more (-v info, -vv debug, -vvv trace); RUST_LOG
                                      overrides
   -h, --help                         print this help
@@ -134,6 +137,19 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Cli>, String> 
             }
             "--label" => config.computer_label = Some(value(&flag)?),
             "--no-batch-threads" => config.batch_io_threads = false,
+            "--busy-poll" => {
+                let v = value(&flag)?;
+                let us: u64 = v.parse().map_err(|_| {
+                    format!("--busy-poll: '{v}' is not a number of microseconds (0 turns it off)")
+                })?;
+                if us > 10_000 {
+                    return Err(format!(
+                        "--busy-poll: {us} µs is more than 10000 (10 ms); busy polling only pays \
+                         for waits far shorter than a sleep"
+                    ));
+                }
+                config.busy_poll = std::time::Duration::from_micros(us);
+            }
             "--nodemcu" => config.nodemcu = true,
             "--tls-cert" => config.tls_cert = Some(existing_file(&flag, value(&flag)?)?),
             "--tls-key" => config.tls_key = Some(existing_file(&flag, value(&flag)?)?),

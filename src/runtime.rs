@@ -81,6 +81,7 @@ impl Runtime {
                 rx,
                 config.event_queue_capacity,
                 sender.doorbell(),
+                config.busy_poll,
             ))),
             config,
             sender,

@@ -99,6 +99,30 @@ fn unknown_flag_is_a_one_line_usage_error_with_status_2() {
 }
 
 #[test]
+fn a_bad_busy_poll_is_a_one_line_usage_error_naming_the_flag() {
+    let script = common::script_file("print('should not run')");
+    for (value, says) in [
+        ("soon", "'soon' is not a number of microseconds"),
+        ("-5", "'-5' is not a number of microseconds"),
+        ("20000", "more than 10000"),
+    ] {
+        let mut p = Server::spawn_exact(&[
+            OsString::from("--busy-poll"),
+            OsString::from(value),
+            script.clone().into(),
+        ]);
+        assert_eq!(p.exit_code(), Some(2), "--busy-poll {value}");
+        let stderr = p.stderr_when_closed();
+        assert_one_line(&stderr);
+        assert!(
+            stderr.contains("--busy-poll") && stderr.contains(says),
+            "--busy-poll {value}: {stderr}"
+        );
+        assert!(p.rest_of_stdout().is_empty(), "the script ran");
+    }
+}
+
+#[test]
 fn missing_script_is_a_one_line_usage_error_with_status_2() {
     let mut none = Server::spawn_exact::<&str>(&[]);
     assert_eq!(none.exit_code(), Some(2));

@@ -1,6 +1,7 @@
 //! The socket threads run under `SCHED_BATCH` (src/sched.rs), the Lua thread under the default
 //! policy, and `--no-batch-threads` leaves every thread under the default policy. Read from
-//! `/proc/PID/task/TID/stat` while a connection is open, so its threads exist.
+//! `/proc/PID/task/TID/stat` while a connection is open, so its threads exist. And the Lua
+//! thread's busy polling (src/busy_poll.rs) ends when requests stop: an idle server uses no CPU.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -121,4 +122,58 @@ fn websocket_reader_and_writer_threads_are_batch() {
         .find(|(name, _)| name == "ccserve")
         .expect("main");
     assert_eq!(lua.1, SCHED_OTHER, "{all:?}");
+}
+
+/// CPU time (user + system) the process `pid` has used so far, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let after = &stat[stat.rfind(')').expect("a stat line") + 1..];
+    let field = |n: usize| -> u64 {
+        after
+            .split_whitespace()
+            .nth(n - 3)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_else(|| panic!("no field {n} in {stat}"))
+    };
+    field(14) + field(15)
+}
+
+/// Back-to-back keep-alive requests make the Lua thread look for the next one before sleeping;
+/// once they stop, it must go to sleep and stay asleep. A thread still looking would use most of
+/// a core over the idle second measured here (on a loaded machine still a third of one); an
+/// asleep one uses none.
+fn idle_after_back_to_back_requests(extra: &[&str]) -> u64 {
+    let server = Server::start(&listen_script("res.write('ok') res.close()"), extra);
+    let mut stream = common::connect(server.port);
+    for n in 0..500 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send a request");
+        let response =
+            read_response(&mut stream, false).unwrap_or_else(|| panic!("request {n}: no response"));
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, &b"ok"[..])
+        );
+    }
+    let before = cpu_ticks(server.pid());
+    // A measurement window, not a wait for something to happen.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    cpu_ticks(server.pid()) - before
+}
+
+#[test]
+fn busy_polling_ends_when_requests_stop() {
+    let idle = idle_after_back_to_back_requests(&[]);
+    assert!(idle <= 10, "an idle server used {idle}0 ms of CPU in 1 s");
+    let idle = idle_after_back_to_back_requests(&["--busy-poll", "10000"]);
+    assert!(
+        idle <= 10,
+        "an idle server (--busy-poll 10000) used {idle}0 ms of CPU in 1 s"
+    );
+    let idle = idle_after_back_to_back_requests(&["--busy-poll", "0"]);
+    assert!(
+        idle <= 10,
+        "an idle server (--busy-poll 0) used {idle}0 ms of CPU in 1 s"
+    );
 }
