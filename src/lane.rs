@@ -3,9 +3,9 @@
 //!
 //! When its thread would block reading (an idle keep-alive HTTP connection between requests, or a
 //! WebSocket reader between messages) with nothing buffered, the thread [`park`](Lane::park)s:
-//! its socket joins the Lua thread's epoll set (one-shot) and the thread sleeps on its waker,
-//! watching the socket only for the client hanging up. Who owns the socket is one of three
-//! states, changed under the lane's lock:
+//! its socket joins the Lua thread's epoll set and the thread sleeps on its waker, watching the
+//! socket only for the client hanging up. Who owns the socket is one of three states, changed
+//! under the lane's lock:
 //!
 //! - **Parked**: nobody reads. The Lua thread takes it when the socket turns readable; the
 //!   connection's thread takes it back when the keep-alive time runs out or the client hangs up.
@@ -19,6 +19,14 @@
 //!   thread read ("read ahead") or, for HTTP, the exchange in flight, which it claims when poked
 //!   (the response needs it: a remainder, streaming, a body read, an abandoned response) or when
 //!   the response timeout passes (so a busy script cannot keep a request from its timeout).
+//!
+//! The epoll registration is edge-triggered, so that parking again after a request the Lua
+//! thread answered costs no system call: the Lua thread read the socket dry (a request it keeps
+//! is all there was), so the next bytes to arrive make a new edge. Bytes that arrive while the
+//! Lua thread has the socket are reported then; it notes them (`missed`) and re-arms when it parks
+//! the lane, which reports bytes already there. The connection's thread, when it takes the socket,
+//! disarms it, so that bytes it reads itself do not wake the Lua thread; it arms it again when it
+//! parks.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,6 +81,8 @@ struct LaneState {
     in_flight: Option<Opened>,
     /// The connection thread waits for the Lua thread to let go of the socket: poke it then.
     conn_waiting: bool,
+    /// Bytes arrived while the Lua thread had the socket: re-arm when parking it again.
+    missed: bool,
 }
 
 /// What [`Lane::park`] hands back to the connection's thread.
@@ -147,6 +157,7 @@ impl Lane {
                 read_ahead: Vec::new(),
                 in_flight: None,
                 conn_waiting: false,
+                missed: false,
             }),
         }))
     }
@@ -175,11 +186,21 @@ impl Lane {
             let mut st = self.lock();
             st.owner = Owner::Parked;
             st.idle_since = idle_since;
+            st.missed = false;
         }
         if !self.arm() {
             self.lock().owner = Owner::Conn;
             return None;
         }
+        let resumed = self.until_resumed();
+        // This thread reads the socket now: bytes arriving are not the Lua thread's business.
+        // (Done here, by the thread that arms it again when it parks, so the two never cross.)
+        self.poller.disarm(self.key, self.fd());
+        resumed
+    }
+
+    /// The parked thread's wait: until the socket is this thread's again (see [`Lane::park`]).
+    fn until_resumed(self: &Arc<Self>) -> Option<Resumed> {
         // HTTP: the keep-alive timeout ends the wait; a request the Lua thread leaves unread is
         // looked for every response timeout. A WebSocket reader waits as long as it takes.
         let (keep_alive, response_timeout) = match &self.side {
@@ -276,16 +297,56 @@ impl Lane {
         self.waker.poke();
     }
 
-    /// Parks the lane again (on the Lua thread), idle since `since`.
-    fn repark(self: &Arc<Self>, since: Option<Instant>) {
+    /// What the Lua thread makes of `bytes` it read off the parked socket: the event of a small
+    /// whole request or message; anything else is handed back to the connection's thread.
+    fn take(self: &Arc<Self>, bytes: &[u8]) -> Option<Event> {
+        match &self.side {
+            Side::Http { peers, shared } => match open_fast(bytes, &self.stream, peers, shared) {
+                Some((opened, event)) => {
+                    self.lock().in_flight = Some(opened);
+                    Some(event)
+                }
+                None => {
+                    self.hand_back(bytes.to_vec());
+                    None
+                }
+            },
+            Side::Ws {
+                origin,
+                id,
+                max_message,
+            } => match crate::ws::frame::single_message(bytes, *max_message) {
+                Some((data, binary)) => {
+                    // Nothing follows from the script's side: watch for the next message.
+                    self.repark(None, false);
+                    Some(Event::Ws(Box::new(WsEvent {
+                        origin: origin.clone(),
+                        id: *id,
+                        kind: WsEventKind::Message(data, binary),
+                    })))
+                }
+                None => {
+                    self.hand_back(bytes.to_vec());
+                    None
+                }
+            },
+        }
+    }
+
+    /// Parks the lane again (on the Lua thread), idle since `since`. The socket is still watched
+    /// from when it was parked; it is re-armed only if bytes may be waiting that make no new edge
+    /// (`rearm`: the read did not empty the socket; or bytes arrived while the Lua thread had it;
+    /// or TLS, whose session may leave records in the socket).
+    fn repark(self: &Arc<Self>, since: Option<Instant>, rearm: bool) {
         let mut st = self.lock();
         if let Some(since) = since {
             st.idle_since = since;
         }
         st.owner = Owner::Parked;
         let poke = std::mem::take(&mut st.conn_waiting);
+        let rearm = rearm || std::mem::take(&mut st.missed) || self.stream.is_tls();
         drop(st);
-        if !self.arm() {
+        if rearm && !self.arm() {
             // Not watched: the connection thread must read it.
             self.lock().owner = Owner::Conn;
             self.waker.poke();
@@ -301,6 +362,9 @@ impl Parked for Lane {
             let mut st = self.lock();
             if st.owner != Owner::Parked {
                 // The connection thread took it back (or it was never parked again).
+                if st.owner == Owner::Lua {
+                    st.missed = true;
+                }
                 return None;
             }
             st.owner = Owner::Lua;
@@ -317,44 +381,19 @@ impl Parked for Lane {
             }
             Ok(Received::Nothing) => {
                 // Part of a TLS record: watch for the rest.
-                self.repark(None);
+                self.repark(None, true);
                 None
             }
-            Ok(Received::Bytes(bytes)) => match &self.side {
-                Side::Http { peers, shared } => {
-                    match open_fast(bytes, &self.stream, peers, shared) {
-                        Some((opened, event)) => {
-                            self.lock().in_flight = Some(opened);
-                            Some(event)
-                        }
-                        None => {
-                            self.hand_back(bytes.to_vec());
-                            None
-                        }
-                    }
+            Ok(Received::Bytes(bytes)) => {
+                if bytes.len() >= FAST_READ {
+                    // A full read may have left bytes behind, which make no new edge: re-arm
+                    // (reporting them) if the lane is parked again.
+                    self.lock().missed = true;
                 }
-                Side::Ws {
-                    origin,
-                    id,
-                    max_message,
-                } => match crate::ws::frame::single_message(bytes, *max_message) {
-                    Some((data, binary)) => {
-                        // Nothing follows from the script's side: watch for the next message.
-                        self.repark(None);
-                        Some(Event::Ws(Box::new(WsEvent {
-                            origin: origin.clone(),
-                            id: *id,
-                            kind: WsEventKind::Message(data, binary),
-                        })))
-                    }
-                    None => {
-                        self.hand_back(bytes.to_vec());
-                        None
-                    }
-                },
-            },
+                self.take(bytes)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.repark(None);
+                self.repark(None, true);
                 None
             }
             Err(_) => {
@@ -379,7 +418,7 @@ impl Parked for Lane {
             if let (Some(opened), Side::Http { shared, .. }) = (opened, &self.side) {
                 opened.finish_sent(shared);
             }
-            self.repark(Some(at));
+            self.repark(Some(at), false);
             return true;
         }
         if !exchange.is_delivered() && !exchange.is_closed() {

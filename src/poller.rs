@@ -28,9 +28,12 @@ use crate::event::Event;
 /// A source parked with the Lua thread: told when its socket is readable, and asked, after each
 /// event the Lua thread handled, whether the work it started is over.
 pub(crate) trait Parked: Send + Sync {
-    /// Its socket became readable (the epoll registration is one-shot: it does not fire again
-    /// until re-armed). Returns the event to deliver, if the source made one; the source is
-    /// then [`settle`](Parked::settle)d until that says it is done.
+    /// Its socket became readable: new bytes arrived since it was armed or last reported (the
+    /// registration is edge-triggered, so bytes already there when it was reported do not make
+    /// it fire again; a source that may have left some re-arms). Also called for a source that
+    /// is not parked at the moment (it says nothing then). Returns the event to deliver, if the
+    /// source made one; the source is then [`settle`](Parked::settle)d until that says it is
+    /// done.
     fn ready(self: Arc<Self>) -> Option<Event>;
 
     /// Called on the Lua thread before it looks for its next event, for a source whose
@@ -117,13 +120,18 @@ impl Poller {
         unsafe { libc::write(self.bell.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Watches `fd` for readability, once, on behalf of `source` (known by `key`). Called by the
-    /// thread parking the source, and again by the Lua thread each time it parks it anew.
+    /// Watches `fd` for bytes arriving, edge-triggered, on behalf of `source` (known by `key`);
+    /// if bytes are there already, that counts as an arrival. Called by the thread parking the
+    /// source, and by the Lua thread when it parks it anew and bytes may have arrived unreported
+    /// meanwhile. It stays watched, with no further system call, until [`disarm`]ed: the Lua
+    /// thread parks a source again after its request for nothing.
     /// Returns false if the socket could not be watched (the caller then serves it itself).
+    ///
+    /// [`disarm`]: Poller::disarm
     pub(crate) fn arm(&self, key: u64, fd: std::os::fd::RawFd, source: &Arc<dyn Parked>) -> bool {
         use std::os::fd::AsRawFd;
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: key,
         };
         let new = {
@@ -147,6 +155,20 @@ impl Poller {
             log::debug!("epoll_ctl: {}", std::io::Error::last_os_error());
         }
         done
+    }
+
+    /// Stops watching `fd` for bytes (its thread reads them now), until it is armed again. The
+    /// kernel still reports an error or hang-up, at most once (one-shot), to a source that then
+    /// says nothing.
+    pub(crate) fn disarm(&self, key: u64, fd: std::os::fd::RawFd) {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLET | libc::EPOLLONESHOT) as u32,
+            u64: key,
+        };
+        // SAFETY: as in `arm`: `fd` is the open socket of a registered source; `ev` is a live
+        // epoll_event the kernel only reads. Failing (not registered) leaves nothing to disarm.
+        unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) };
     }
 
     /// Stops watching `fd` and forgets the source. Called by the source's own thread before its
@@ -220,6 +242,7 @@ impl Poller {
     }
 
     /// Never called: there is no poller.
+    pub(crate) fn disarm(&self, _key: u64, _fd: i32) {}
     pub(crate) fn remove(&self, _key: u64, _fd: i32) {}
 
     /// Never called: there is no poller.

@@ -698,3 +698,118 @@ fn a_connection_idle_after_a_slow_request_read_by_the_lua_thread_still_closes_on
         Duration::from_secs(15),
     );
 }
+
+/// The receive queue (bytes the server has not read yet) of the server's end of the loopback TCP
+/// connection between `server_port` and `client_port`, from `/proc/net/tcp`.
+fn server_receive_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port_of = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (local, remote, queues) = (f.get(1)?, f.get(2)?, f.get(4)?);
+        if port_of(local)? != server_port || port_of(remote)? != client_port {
+            return None;
+        }
+        u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+    })
+}
+
+#[test]
+fn a_request_arriving_while_the_lua_thread_holds_the_last_one_is_read() {
+    // Parking again after a request the Lua thread answered costs no system call: the socket
+    // stays watched, edge-triggered (src/lane.rs). Bytes that arrive while the Lua thread still
+    // has the request make their edge then, and must not be forgotten. Here /1 is read by the
+    // Lua thread while the script waits in `res.flush()` for a client that does not read, so its
+    // event stays queued; /2 arrives meanwhile. Once the stream is drained and /1 answered, /2
+    // must be read at once, not left to the connection thread, which would look at the socket
+    // only when the keep-alive or response timeout (120 s) ran out.
+    let script = "local port = http.addListener(0)\n\
+        print('LISTENING ' .. port)\n\
+        while true do\n\
+          local ev, p, req, res = os.pullEvent()\n\
+          if ev == 'http_request' then\n\
+            if req.getURL() == '/stream' then\n\
+              print('FLUSHING')\n\
+              for i = 1, 256 do res.write(string.rep('x', 65536)) res.flush() end\n\
+              res.close()\n\
+            else\n\
+              res.write('got ' .. req.getURL()) res.close()\n\
+            end\n\
+          end\n\
+        end\n";
+    let server = Server::start(
+        script,
+        &["--response-timeout", "120", "--keep-alive-timeout", "120"],
+    );
+    let mut parked = parked_connection(server.port);
+    let parked_port = parked.local_addr().unwrap().port();
+    let mut streamed = connect(server.port);
+    streamed.write_all(get("/stream").as_bytes()).unwrap();
+    server.expect_line("FLUSHING");
+    parked.write_all(get("/1").as_bytes()).unwrap();
+    // Wait (bounded) until the server has read /1: the script is stuck in its flush, so only the
+    // Lua thread's look at the parked socket can have.
+    let deadline = Instant::now() + WAIT;
+    while server_receive_queue(server.port, parked_port) != Some(0) {
+        assert!(Instant::now() < deadline, "the server never read /1");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    parked.write_all(get("/2").as_bytes()).unwrap();
+    let stream = read_one(&mut streamed);
+    assert_eq!(stream.body.len(), 256 * 65536);
+    // A forgotten /2 would wait 120 s; this read gives up after WAIT (20 s).
+    parked.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(read_one(&mut parked).text(), "got /1");
+    assert_eq!(read_one(&mut parked).text(), "got /2");
+}
+
+#[test]
+fn a_request_filling_the_lua_threads_read_exactly_is_followed_by_the_next() {
+    // The Lua thread reads a parked socket 4096 bytes at a time. A request of exactly that size,
+    // with the next one right behind it, looks complete with nothing behind it; the bytes left
+    // in the socket make no new edge, so parking again must look at the socket again.
+    let server = Server::start(
+        &common::listen_script(ECHO),
+        &["--response-timeout", "120", "--keep-alive-timeout", "120"],
+    );
+    let mut s = parked_connection(server.port);
+    let head = "GET /exact HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: \r\n\r\n";
+    let pad = "p".repeat(4096 - head.len());
+    let exact = format!("GET /exact HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: {pad}\r\n\r\n");
+    assert_eq!(exact.len(), 4096);
+    s.write_all(format!("{exact}{}", get("/next")).as_bytes())
+        .unwrap();
+    // A forgotten /next would wait 120 s; this read gives up after WAIT (20 s).
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    assert_eq!(read_one(&mut s).text(), "GET /exact|");
+    assert_eq!(read_one(&mut s).text(), "GET /next|");
+}
+
+#[test]
+fn a_body_read_by_the_connection_thread_does_not_wake_the_lua_thread() {
+    // Handed back for its body, the socket is the connection thread's: it stops the Lua thread
+    // watching it (the registration is edge-triggered, and would otherwise report each piece
+    // of the body as it arrives to a Lua thread that can do nothing with it).
+    const PIECES: usize = 400;
+    let server = echo_server(&["--max-body", "8000000"]);
+    let mut s = parked_connection(server.port);
+    let before = voluntary_switches(server.pid(), "ccserve");
+    let piece = vec![b'b'; 16 * 1024];
+    s.write_all(
+        format!(
+            "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            PIECES * piece.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    for _ in 0..PIECES {
+        s.write_all(&piece).unwrap();
+    }
+    let response = read_one(&mut s);
+    assert_eq!(
+        response.body.len(),
+        "POST /up|".len() + PIECES * piece.len()
+    );
+    assert_slept_through(&server, "ccserve", before, PIECES);
+}
