@@ -123,8 +123,8 @@ impl Poller {
     /// Watches `fd` for bytes arriving, edge-triggered, on behalf of `source` (known by `key`);
     /// if bytes are there already, that counts as an arrival. Called by the thread parking the
     /// source, and by the Lua thread when it parks it anew and bytes may have arrived unreported
-    /// meanwhile. It stays watched, with no further system call, until [`disarm`]ed: the Lua
-    /// thread parks a source again after its request for nothing.
+    /// meanwhile. It stays watched, with no further system call, until [`disarm`]ed, so the Lua
+    /// thread parking a source again after answering its request costs nothing.
     /// Returns false if the socket could not be watched (the caller then serves it itself).
     ///
     /// [`disarm`]: Poller::disarm
