@@ -336,6 +336,10 @@ impl Scheduler {
     /// Looks at the channel and the parked connections without sleeping until `until`, yielding
     /// the core between looks to any thread that wants it (a connection thread about to send the
     /// event, a client on the same machine). Returns whether an event was queued.
+    ///
+    /// The yield matters on a loaded machine: with two CPU-burning processes beside a one-client
+    /// `wrk` run, looking with yields gave a median of 45,000 requests per second over five
+    /// alternating runs, not looking at all 26,000, and looking with a bare spin 12,000.
     fn look_until(&mut self, until: Instant) -> bool {
         loop {
             if let Ok(ev) = self.rx.try_recv() {
