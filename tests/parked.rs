@@ -699,21 +699,6 @@ fn a_connection_idle_after_a_slow_request_read_by_the_lua_thread_still_closes_on
     );
 }
 
-/// The receive queue (bytes the server has not read yet) of the server's end of the loopback TCP
-/// connection between `server_port` and `client_port`, from `/proc/net/tcp`.
-fn server_receive_queue(server_port: u16, client_port: u16) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let port_of = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (local, remote, queues) = (f.get(1)?, f.get(2)?, f.get(4)?);
-        if port_of(local)? != server_port || port_of(remote)? != client_port {
-            return None;
-        }
-        u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
-    })
-}
-
 #[test]
 fn a_request_arriving_while_the_lua_thread_holds_the_last_one_is_read() {
     // Parking again after a request the Lua thread answered costs no system call: the socket
@@ -742,7 +727,8 @@ fn a_request_arriving_while_the_lua_thread_holds_the_last_one_is_read() {
         &["--response-timeout", "120", "--keep-alive-timeout", "120"],
     );
     let mut parked = parked_connection(server.port);
-    let parked_port = parked.local_addr().unwrap().port();
+    // The server's end of that connection, seen from it: (its address, the client's).
+    let ends = (parked.peer_addr().unwrap(), parked.local_addr().unwrap());
     let mut streamed = connect(server.port);
     streamed.write_all(get("/stream").as_bytes()).unwrap();
     server.expect_line("FLUSHING");
@@ -750,7 +736,7 @@ fn a_request_arriving_while_the_lua_thread_holds_the_last_one_is_read() {
     // Wait (bounded) until the server has read /1: the script is stuck in its flush, so only the
     // Lua thread's look at the parked socket can have.
     let deadline = Instant::now() + WAIT;
-    while server_receive_queue(server.port, parked_port) != Some(0) {
+    while common::tcp_queues(ends.0, ends.1).map(|(_, unread)| unread) != Some(0) {
         assert!(Instant::now() < deadline, "the server never read /1");
         std::thread::sleep(Duration::from_millis(2));
     }

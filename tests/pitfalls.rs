@@ -23,7 +23,7 @@ mod common;
 
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -116,31 +116,8 @@ fn status_of(bytes: &[u8]) -> Option<u16> {
 /// client (`tx_queue` of client→server) plus unread at the server (`rx_queue` of server→client),
 /// from `/proc/net/tcp`. `None` if either entry is missing.
 fn queued_between(client: SocketAddr, server: SocketAddr) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let parse_addr = |s: &str| -> Option<SocketAddr> {
-        let (ip, port) = s.split_once(':')?;
-        let ip = u32::from_str_radix(ip, 16).ok()?;
-        let port = u16::from_str_radix(port, 16).ok()?;
-        Some(SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::from(ip.to_ne_bytes()),
-            port,
-        )))
-    };
-    let queues = |local: SocketAddr, remote: SocketAddr| -> Option<(u64, u64)> {
-        table.lines().skip(1).find_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 5 || parse_addr(f[1])? != local || parse_addr(f[2])? != remote {
-                return None;
-            }
-            let (tx, rx) = f[4].split_once(':')?;
-            Some((
-                u64::from_str_radix(tx, 16).ok()?,
-                u64::from_str_radix(rx, 16).ok()?,
-            ))
-        })
-    };
-    let (client_tx, _) = queues(client, server)?;
-    let (_, server_rx) = queues(server, client)?;
+    let (client_tx, _) = common::tcp_queues(client, server)?;
+    let (_, server_rx) = common::tcp_queues(server, client)?;
     Some(client_tx + server_rx)
 }
 

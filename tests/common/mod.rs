@@ -10,7 +10,7 @@ pub mod civil;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -657,4 +657,31 @@ pub fn assert_closed_when_idle(
         idle >= at_least && idle < below,
         "closed after {idle:?} idle, expected between {at_least:?} and {below:?}"
     );
+}
+
+/// The send and receive queues (`tx_queue`, `rx_queue`: bytes not yet sent, bytes not yet read)
+/// of the IPv4 TCP socket at `local` connected to `remote`, from `/proc/net/tcp`. `None` if there
+/// is no such socket.
+pub fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let parse_addr = |s: &str| -> Option<SocketAddr> {
+        let (ip, port) = s.split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        let port = u16::from_str_radix(port, 16).ok()?;
+        Some(SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(ip.to_ne_bytes()),
+            port,
+        )))
+    };
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || parse_addr(f[1])? != local || parse_addr(f[2])? != remote {
+            return None;
+        }
+        let (tx, rx) = f[4].split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
 }
