@@ -223,30 +223,31 @@ impl Scheduler {
     }
 
     /// Asks each parked source that turned readable for its event and queues it. Returns whether
-    /// any was queued.
+    /// anything was queued (a source's event, or what the channel held before it).
     ///
     /// A source's events must stay in order: a WebSocket reader sends a message through the
     /// channel and only then parks, so the channel is emptied first (what the reader sent before
     /// its socket was watched is in it by then). With the channel not emptied (the queue is at
     /// its cap), the sources wait in `ready`.
     fn take_ready(&mut self) -> bool {
-        if self.ready.is_empty() || !self.drain_channel() {
+        if self.ready.is_empty() {
             return false;
         }
-        let mut ready = std::mem::take(&mut self.ready);
-        let mut got = false;
-        for source in ready.drain(..) {
-            if let Some(ev) = source.clone().ready() {
-                self.native_queued += 1;
-                self.queue.push_back(Entry {
-                    ev: Queued::Native(ev),
-                    from: Some(source),
-                });
-                got = true;
+        let queued = self.queue.len();
+        if self.drain_channel() {
+            let mut ready = std::mem::take(&mut self.ready);
+            for source in ready.drain(..) {
+                if let Some(ev) = source.clone().ready() {
+                    self.native_queued += 1;
+                    self.queue.push_back(Entry {
+                        ev: Queued::Native(ev),
+                        from: Some(source),
+                    });
+                }
             }
+            self.ready = ready;
         }
-        self.ready = ready;
-        got
+        self.queue.len() > queued
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -351,12 +352,8 @@ impl Scheduler {
                     poller.wait(Some(Duration::ZERO), &mut self.ready);
                 }
             }
-            if !self.ready.is_empty() {
-                let queued = self.queue.len();
-                self.take_ready();
-                if self.queue.len() > queued {
-                    return true;
-                }
+            if self.take_ready() {
+                return true;
             }
             if Instant::now() >= until {
                 return false;
@@ -397,9 +394,7 @@ impl Scheduler {
                 Some(poller) => {
                     poller.wait(left, &mut self.ready);
                     self.bell.awake();
-                    let queued = self.queue.len();
-                    self.take_ready();
-                    if self.queue.len() > queued {
+                    if self.take_ready() {
                         return true;
                     }
                 }
